@@ -1,0 +1,93 @@
+"""Which profile is active: GPU or CPU, Colab or not, OpenAI key or local server.
+
+Everything is detected from the environment; ``PERSONALAB_PROFILE`` overrides the detection.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+PROFILES = ("cpu", "gpu", "colab-gpu")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+
+
+def home() -> Path:
+    """Where built models, caches and results live (``PERSONALAB_HOME``, default ``~/.cache/personalab``)."""
+    return Path(os.environ.get("PERSONALAB_HOME") or Path.home() / ".cache" / "personalab").expanduser()
+
+
+def models_dir() -> Path:
+    return home() / "models"
+
+
+def results_dir() -> Path:
+    """Measured results that later lessons read (``PERSONALAB_RESULTS``, default ``HOME/results``)."""
+    return Path(os.environ.get("PERSONALAB_RESULTS") or home() / "results").expanduser()
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+@cache
+def cuda_available() -> bool:
+    if os.environ.get("PERSONALAB_FORCE_CPU"):
+        return False
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def openai_key_present() -> bool:
+    """Whether an OpenAI key can be found (env var or Colab secret). The key itself is never returned here."""
+    from .backends import find_api_key
+
+    return find_api_key(prompt=False) is not None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    cuda: bool
+    colab: bool
+    api_key: bool
+    base_url: str | None
+    overridden: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        """'openai' (key set, no base URL), 'remote' (``OPENAI_BASE_URL``) or 'local' (embedded server)."""
+        if self.base_url:
+            return "remote"
+        if self.api_key and self.name != "cpu":
+            return "openai"
+        return "local"
+
+
+def detect() -> Profile:
+    """Detect the active profile; ``PERSONALAB_PROFILE`` (cpu, gpu, colab-gpu) wins over detection."""
+    cuda, colab = cuda_available(), in_colab()
+    override = os.environ.get("PERSONALAB_PROFILE", "").strip()
+    if override:
+        if override not in PROFILES:
+            raise ValueError(f"PERSONALAB_PROFILE={override!r} is not one of {', '.join(PROFILES)}; unset it or pick one")
+        name = override
+    else:
+        name = ("colab-gpu" if colab else "gpu") if cuda else "cpu"
+    return Profile(
+        name=name,
+        cuda=cuda,
+        colab=colab,
+        api_key=openai_key_present(),
+        base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        overridden=bool(override),
+    )
