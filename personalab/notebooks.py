@@ -1,0 +1,97 @@
+"""Notebook generator: every course notebook is written as a percent-format script under
+``notebooks_src/`` and turned into ``lessons/`` and ``solutions/`` here, with the same header
+(title, "Open in Colab" badge, setup cell) on every one. ``exercises/`` is generated from
+``solutions/`` by :mod:`personalab.exercises`. Run ``personalab notebooks build`` after editing a source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from .config import REPO_ROOT
+from .io import atomic_write_text
+
+REPO_SLUG = "persona-lab/persona-lab"
+SRC_DIR = REPO_ROOT / "notebooks_src"
+KINDS = ("lessons", "solutions")
+
+SETUP_CELL = '''\
+# Setup. In Colab this installs the pinned, tested stack (about 2 minutes); pip's errors are printed, not hidden.
+# Elsewhere it only checks the install: run `python3 dev.py course` once from the repository root.
+import subprocess, sys, os
+if "google.colab" in sys.modules and not os.path.isdir("/content/persona-lab"):
+    r = subprocess.run("git clone -q --depth 1 https://github.com/{slug} /content/persona-lab && "
+                       "pip install -q -e '/content/persona-lab[colab]'", shell=True, capture_output=True, text=True)
+    print(r.stdout[-2000:], r.stderr[-4000:])
+    if r.returncode:
+        raise RuntimeError("setup failed: pip's message is printed above")
+    os.chdir("/content/persona-lab")
+from personalab.notebook import setup
+profile = setup()'''
+
+
+def colab_badge(kind: str, filename: str) -> str:
+    url = f"https://colab.research.google.com/github/{REPO_SLUG}/blob/main/{kind}/{filename}"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def header_cells(kind: str, filename: str) -> list[nbformat.NotebookNode]:
+    return [
+        nbformat.v4.new_markdown_cell(colab_badge(kind, filename)),
+        nbformat.v4.new_code_cell(SETUP_CELL.format(slug=REPO_SLUG), metadata={"tags": ["setup"]}),
+    ]
+
+
+def render(src: Path, kind: str) -> nbformat.NotebookNode:
+    """Build the notebook for one source script: header cells, then the script's cells, stable ids."""
+    import jupytext  # dev dependency: only needed to regenerate notebooks
+
+    body = jupytext.reads(src.read_text(encoding="utf-8"), fmt="py:percent")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "colab": {"provenance": []},
+    }
+    filename = src.with_suffix(".ipynb").name
+    nb.cells = header_cells(kind, filename) + list(body.cells)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i:02d}"
+        cell.metadata.pop("lines_to_next_cell", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def targets() -> dict[Path, str]:
+    """Map of generated notebook path -> its text, for every source script."""
+    out: dict[Path, str] = {}
+    for kind in KINDS:
+        for src in sorted((SRC_DIR / kind).glob("*.py")):
+            out[REPO_ROOT / kind / src.with_suffix(".ipynb").name] = dumps(render(src, kind))
+    return out
+
+
+def build() -> list[Path]:
+    """Regenerate lessons/ and solutions/ (and then exercises/). Returns the files that changed."""
+    changed = []
+    for path, text in targets().items():
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+            changed.append(path)
+    try:
+        from .exercises import build as build_exercises
+    except ImportError:  # exercises module not present yet
+        return changed
+    return changed + build_exercises()
+
+
+def stale() -> list[Path]:
+    """Generated notebooks that differ from what their sources produce."""
+    return [p for p, t in targets().items() if not p.exists() or p.read_text(encoding="utf-8") != t]
