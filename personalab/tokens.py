@@ -37,11 +37,20 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 
 # Model names tiktoken does not know yet but whose encoding OpenAI documents; checked after tiktoken's own map.
-_EXTRA_PREFIXES: dict[str, str] = {"gpt-4.1": "o200k_base", "gpt-4o": "o200k_base", "o1": "o200k_base",
-                                   "o3": "o200k_base", "o4": "o200k_base", "gpt-5": "o200k_base",
-                                   "gpt-4": "cl100k_base", "gpt-3.5": "cl100k_base"}
+_EXTRA_PREFIXES: dict[str, str] = {
+    "gpt-4.1": "o200k_base",
+    "gpt-4o": "o200k_base",
+    "o1": "o200k_base",
+    "o3": "o200k_base",
+    "o4": "o200k_base",
+    "gpt-5": "o200k_base",
+    "gpt-4": "cl100k_base",
+    "gpt-3.5": "cl100k_base",
+}
 
-MODEL_FIX = "use an OpenAI model name such as gpt-4o-mini, gpt-4.1-mini or gpt-4, or count a local model with count_local"
+MODEL_FIX = (
+    "use an OpenAI model name such as gpt-4o-mini, gpt-4.1-mini or gpt-4, or count a local model with count_local"
+)
 
 
 class TokenizerUnavailable(RuntimeError):
@@ -180,7 +189,8 @@ def _check_messages(messages: Sequence[Message]) -> None:
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or "role" not in m or not isinstance(m.get("content"), str):
             raise InputError(
-                "each message needs a 'role' and a text 'content'", field=f"messages[{i}]",
+                "each message needs a 'role' and a text 'content'",
+                field=f"messages[{i}]",
                 fix='write it as {"role": "user", "content": "..."}',
             )
 
@@ -210,7 +220,9 @@ def local_tokenizer(model_dir: str) -> Any:
 
     path = Path(model_dir)
     if not path.exists():
-        raise InputError("model folder not found", path=path, fix="build the embedded model or pass the checkpoint folder")
+        raise InputError(
+            "model folder not found", path=path, fix="build the embedded model or pass the checkpoint folder"
+        )
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
@@ -247,8 +259,11 @@ def persona_messages(system_prompt: str | None, user: str) -> list[dict[str, str
 
 
 def persona_overhead(
-    system_prompt: str, user_messages: Iterable[str] = ("Add a task: finish the quarterly report.",),
-    model: str = "gpt-4o-mini", *, model_dir: str | Path | None = None,
+    system_prompt: str,
+    user_messages: Iterable[str] = ("Add a task: finish the quarterly report.",),
+    model: str = "gpt-4o-mini",
+    *,
+    model_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """What a system prompt adds to every request: its text tokens and the billed difference with vs without it.
 

@@ -13,15 +13,28 @@ from personalab.errors import InputError
 
 # The example of OpenAI's cookbook "How to count tokens with tiktoken", with the prompt_tokens the API reported.
 COOKBOOK = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon "
-     "into plain English."},
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate jargon "
+        "into plain English.",
+    },
     {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
     {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base "
-     "on opportunities for increased leverage."},
-    {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do "
-     "better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base "
+        "on opportunities for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+    },
 ]
 
 
@@ -79,9 +92,14 @@ def test_cookbook_counts_equal_api_prompt_tokens(model, expected):
 
 @pytest.mark.parametrize(
     ("model", "enc"),
-    [("gpt-4o-mini", "o200k_base"), ("gpt-4.1-mini", "o200k_base"), ("o3-mini", "o200k_base"),
-     ("ft:gpt-4o-mini-2024-07-18:org:taskmaster:abc123", "o200k_base"), ("gpt-4", "cl100k_base"),
-     ("gpt-3.5-turbo", "cl100k_base")],
+    [
+        ("gpt-4o-mini", "o200k_base"),
+        ("gpt-4.1-mini", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("ft:gpt-4o-mini-2024-07-18:org:taskmaster:abc123", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+    ],
 )
 def test_model_to_encoding(model, enc):
     assert tokens.encoding_name_for_model(model) == enc
@@ -116,9 +134,14 @@ def chatml_dir(tmp_path_factory):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     texts = ["You are TaskMaster, a productivity coach.", "Add a task: write the report.", "Great choice! Nice work!"]
-    tok.train_from_iterator(texts * 20, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        texts * 20,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     template = (
         "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
