@@ -31,7 +31,9 @@ def sh(*cmd: str | Path, **kw) -> None:
 
 def setup(extras: str) -> None:
     stamp = VENV / f".personalab-{extras}.stamp"
-    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))
+    ).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and PY.exists():
         return
     if not PY.exists():
@@ -54,8 +56,22 @@ def main(argv: list[str]) -> int:
     setup("dev")
     sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "dev.py", cwd=ROOT)
     sh(BIN / "personalab", "notebooks", "check", cwd=ROOT, env=env)
-    cmd = [PY, "-m", "pytest", "tests", "lessons", "solutions", "--nbval-lax", "--nbval-sanitize-with",
-           "tests/sanitize.cfg", "--nbval-current-env", "--nbval-cell-timeout=900", "-p", "no:cacheprovider", *argv[1:]]
+    cmd = [
+        PY,
+        "-m",
+        "pytest",
+        "tests",
+        "lessons",
+        "solutions",
+        "--nbval-lax",
+        "--nbval-sanitize-with",
+        "tests/sanitize.cfg",
+        "--nbval-current-env",
+        "--nbval-cell-timeout=900",
+        "-p",
+        "no:cacheprovider",
+        *argv[1:],
+    ]
     return subprocess.run(cmd, env=env, cwd=ROOT).returncode
 
 

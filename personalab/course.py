@@ -62,7 +62,9 @@ def shared_backend_env():
 def execute(path: Path, out_dir: Path, timeout: int = 600) -> NotebookRun:
     """Execute one notebook in its own folder; write it (with outputs) to ``out_dir`` even when it fails."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     start, error = time.perf_counter(), None
     try:
         client.execute()

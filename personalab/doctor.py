@@ -47,13 +47,23 @@ def run_checks(start_server: bool = False) -> list[Check]:
 
         checks.append(Check("GPU", True, torch.cuda.get_device_name(0)))
     else:
-        checks.append(Check("GPU", True, "none: the CPU path (PEFT + TRL, embedded model) is used",
-                            "optional: in Colab choose Runtime > Change runtime type > T4 GPU"))
+        checks.append(
+            Check(
+                "GPU",
+                True,
+                "none: the CPU path (PEFT + TRL, embedded model) is used",
+                "optional: in Colab choose Runtime > Change runtime type > T4 GPU",
+            )
+        )
     checks.append(Check("Colab", True, "yes" if p.colab else "no"))
-    checks.append(Check(
-        "OpenAI API key", True, "found (not shown)" if p.api_key else "not set",
-        "" if p.api_key else "optional: set OPENAI_API_KEY or a Colab secret named OPENAI_API_KEY",
-    ))
+    checks.append(
+        Check(
+            "OpenAI API key",
+            True,
+            "found (not shown)" if p.api_key else "not set",
+            "" if p.api_key else "optional: set OPENAI_API_KEY or a Colab secret named OPENAI_API_KEY",
+        )
+    )
     try:
         backend = backends.active_backend()
         checks.append(Check("chat backend", True, backends.describe()))
@@ -69,23 +79,39 @@ def run_checks(start_server: bool = False) -> list[Check]:
     from .embedded import default_model_dir, is_built
 
     built = is_built()
-    checks.append(Check(
-        "embedded model", built, str(default_model_dir()) if built else "not built yet",
-        "" if built else "run `personalab model build` (about a minute on 2 cores; notebooks also build it on first use)",
-    ))
+    checks.append(
+        Check(
+            "embedded model",
+            built,
+            str(default_model_dir()) if built else "not built yet",
+            ""
+            if built
+            else "run `personalab model build` (about a minute on 2 cores; notebooks also build it on first use)",
+        )
+    )
     for dist in ("torch", "transformers", "peft", "trl", "openai", "tiktoken"):
         v = _version(dist)
-        checks.append(Check(dist, v is not None, v or "missing", "" if v else "run `python3 dev.py course` (or pip install -e .)"))
+        checks.append(
+            Check(dist, v is not None, v or "missing", "" if v else "run `python3 dev.py course` (or pip install -e .)")
+        )
     if p.cuda:
         has = importlib.util.find_spec("unsloth") is not None
-        checks.append(Check("unsloth", has, _version("unsloth") or "missing",
-                            "" if has else "pip install -e '.[colab]' (GPU runtimes only)"))
+        checks.append(
+            Check(
+                "unsloth",
+                has,
+                _version("unsloth") or "missing",
+                "" if has else "pip install -e '.[colab]' (GPU runtimes only)",
+            )
+        )
     if start_server and backend == "local" and built:
         try:
             reply = backends.ask("Add a task: water the plants", max_tokens=20)
             checks.append(Check("local server", True, f"answered: {reply[:60]!r}"))
         except Exception as exc:
-            checks.append(Check("local server", False, str(exc)[:300], "see the error; `personalab serve` shows the log"))
+            checks.append(
+                Check("local server", False, str(exc)[:300], "see the error; `personalab serve` shows the log")
+            )
     return checks
 
 

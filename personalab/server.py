@@ -108,14 +108,29 @@ class LocalServer:
                 f"port {self.port} on {HOST} is already taken. Pick another with --port, "
                 f"or stop the process using it (`lsof -i :{self.port}`)."
             )
-        cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(self.model_dir),
-               "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "transformers.cli.transformers",
+            "serve",
+            str(self.model_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         if self.seed is not None:
             cmd += ["--default-seed", str(self.seed)]
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            cmd, env=server_env(self.threads), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd,
+            env=server_env(self.threads),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         atexit.register(self.stop)
         self._wait_healthy()

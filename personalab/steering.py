@@ -31,7 +31,9 @@ class Comparison:
         return {label: sum(has_marker(r, spec) for r in rs) / len(rs) for label, rs in self.replies.items()}
 
     def rows(self) -> list[dict[str, str]]:
-        return [{"request": q, **{label: rs[i] for label, rs in self.replies.items()}} for i, q in enumerate(self.requests)]
+        return [
+            {"request": q, **{label: rs[i] for label, rs in self.replies.items()}} for i, q in enumerate(self.requests)
+        ]
 
     def to_html(self) -> str:
         import html
@@ -39,7 +41,9 @@ class Comparison:
         labels = list(self.replies)
         head = "".join(f"<th>{html.escape(x)}</th>" for x in ["request", *labels])
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(row[c])}</td>" for c in ["request", *labels]) + "</tr>"
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{html.escape(row[c])}</td>" for c in ["request", *labels])
+            + "</tr>"
             for row in self.rows()
         )
         return f"<table><tr>{head}</tr>{body}</table>"
@@ -69,8 +73,11 @@ def compare(
         replies = []
         for q in requests:
             messages = ([{"role": "system", "content": prompt}] if prompt else []) + [{"role": "user", "content": q}]
-            replies.append(backends.chat(messages, model=model, client_=client, temperature=temperature,
-                                         max_tokens=max_tokens, seed=seed))
+            replies.append(
+                backends.chat(
+                    messages, model=model, client_=client, temperature=temperature, max_tokens=max_tokens, seed=seed
+                )
+            )
             bar.update()
         result.replies[label] = replies
     bar.close()

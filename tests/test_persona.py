@@ -28,8 +28,12 @@ def test_overlay_is_appended_and_renders_alone():
     [
         ("name: X\nrole: r\ntraits: []\nresponse_pattern: [a]\nvocabulary: {use: [hi]}\n", 3, "traits"),
         ("name: X\nrole: r\ntraits: [{name: a, description: b}]\nresponse_pattern: [a]\n", None, "vocabulary"),
-        ("name: X\nrole: r\ntraits: [{name: a, description: b}]\nresponse_pattern: [a]\n"
-         "vocabulary:\n  use: [hi]\n  avoid: [x]\n  favourite: [y]\n", 8, "vocabulary.favourite"),
+        (
+            "name: X\nrole: r\ntraits: [{name: a, description: b}]\nresponse_pattern: [a]\n"
+            "vocabulary:\n  use: [hi]\n  avoid: [x]\n  favourite: [y]\n",
+            8,
+            "vocabulary.favourite",
+        ),
         ("name: X\nrole: r\n  traits: [\n", 3, None),
     ],
 )

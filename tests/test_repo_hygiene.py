@@ -2,10 +2,10 @@
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from personalab import notebooks
@@ -43,7 +43,8 @@ def test_environment_yml_pins_match_pyproject():
 def test_constraints_agree_with_pins():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     constraints = dict(
-        line.split("==", 1) for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        line.split("==", 1)
+        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
     constraints = {k.lower(): v for k, v in constraints.items()}

@@ -35,8 +35,9 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.server
 def test_session_server_answers_through_openai_client(local_server):
     c = openai.OpenAI(base_url=local_server.base_url, api_key="x")
-    r = c.chat.completions.create(model=local_server.model, messages=[{"role": "user", "content": "Add a task: pay rent"}],
-                                  max_tokens=20)
+    r = c.chat.completions.create(
+        model=local_server.model, messages=[{"role": "user", "content": "Add a task: pay rent"}], max_tokens=20
+    )
     assert r.choices[0].message.content.strip()
     assert r.usage.prompt_tokens > 0
 
