@@ -231,3 +231,54 @@ def test_shipped_table_is_complete(prices):
             assert p.finetuned_input >= p.input, name
     assert {"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"} <= set(prices.models)
     assert all(math.isfinite(g.gpu_hour) for g in prices.self_hosted.values())
+
+
+def test_cost_command_prints_table(capsys):
+    from personalab import cli, tokens
+    from personalab.persona import taskmaster
+
+    rc = cli.main(
+        ["cost", "--persona", "data/personas/taskmaster.yaml", "--model", "gpt-4o-mini", "--requests", "500000"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    added = tokens.persona_overhead(taskmaster().render(), model="gpt-4o-mini")["added_prompt_tokens"]
+    assert f"{added:g} tokens added" in out
+    expected = costs.monthly_cost(costs.Workload(added, 50, 200), costs.load_prices().rates("gpt-4o-mini"), 500_000)
+    assert f"${costs.fmt_usd(expected)}" in out and "$127.50" in out
+    assert "system prompt" in out and "fine-tuned (API)" in out and "break-even" in out
+
+
+def test_cost_command_article_numbers(capsys):
+    from personalab import cli
+
+    assert cli.main(["cost", "--persona-tokens", "500", "--multiplier", "2", "--turns", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "$0.0002025" in out and "$101.25" in out and "$0.000255" in out and "$127.50" in out
+    assert "850 tokens" in out  # the persona size above which fine-tuning is cheaper per request
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--requests", "0"], "--requests"),
+        (["--requests", "-5"], "--requests"),
+        (["--model", "gpt-banana"], "models.gpt-banana"),
+        (["--turns", "0"], "--turns"),
+    ],
+)
+def test_cost_command_bad_input(capsys, argv, needle):
+    from personalab import cli
+
+    assert cli.main(["cost", *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+
+
+def test_cost_command_bad_table(tmp_path, capsys):
+    from personalab import cli
+
+    path = write_table(tmp_path, MINI.replace("output: 0.60", "output: -1"))
+    assert cli.main(["cost", "--prices", str(path), "--model", "mini"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "models.mini.output" in err and "line 4" in err
