@@ -287,6 +287,18 @@ def _max_context(model_dir: str | Path | None) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------- measuring
+def hardware_label(backend: str, client: Any, this_machine: str) -> str:
+    """This machine's hardware when the server runs here (127.0.0.1), else where the requests went."""
+    from urllib.parse import urlparse
+
+    host = urlparse(str(getattr(client, "base_url", "") or "")).hostname or ""
+    if backend == "local" or host in ("127.0.0.1", "localhost", "::1"):
+        return this_machine
+    if backend == "openai" or host.endswith("openai.com"):
+        return "OpenAI API (network time included)"
+    return f"server {host or '?'} (network time included)"
+
+
 def _stream_once(
     client: Any, model: str, messages: list[dict[str, str]], max_tokens: int, usage_opts: dict[str, Any]
 ) -> tuple[float | None, float, Any]:
@@ -338,7 +350,9 @@ def measure(
     backend = backend or ("local" if model_dir is not None else "remote")
     if model is None:
         raise InputError("pass the model name together with a client", field="model")
-    hardware = results.hardware() if backend == "local" else f"{backend} server (network time included)"
+    if model_dir is None and Path(str(model)).is_dir():  # a server on this machine serving a local checkpoint
+        model_dir = Path(str(model))
+    hardware = hardware_label(backend, client, results.hardware())
 
     tokenizer, _how = tokenizer_for(model, model_dir)
     limit = _max_context(model_dir)

@@ -82,7 +82,7 @@ def test_measure_on_simulated_clock(monkeypatch):
     assert table.decode_tokens_per_s() == pytest.approx(100)
     d = table.to_dict()
     assert d["prefill_tokens_per_s"] == pytest.approx(5000) and len(d["samples"]) == 6
-    assert "openai" in table.hardware and "gpt-4o-mini" in table.label
+    assert table.hardware == "OpenAI API (network time included)" and "gpt-4o-mini" in table.label
     assert "added TTFT" in table.table()
 
 
@@ -147,3 +147,14 @@ def test_measure_local_server(request):
         assert r["prompt_tokens"] == tokens.count_local(msgs, server.model_dir)
     assert all(s.total_s > 0 for s in table.samples)
     assert all(s.ttft_s is None or 0 < s.ttft_s <= s.total_s for s in table.samples)
+
+
+def test_hardware_label():
+    local = types.SimpleNamespace(base_url="http://127.0.0.1:8000/v1/")
+    remote = types.SimpleNamespace(base_url="http://gpu-box:8000/v1/")
+    assert latency.hardware_label("remote", local, "CPU x2") == "CPU x2"
+    assert latency.hardware_label("local", object(), "CPU x2") == "CPU x2"
+    assert latency.hardware_label("remote", remote, "CPU x2") == "server gpu-box (network time included)"
+    assert "OpenAI" in latency.hardware_label(
+        "openai", types.SimpleNamespace(base_url="https://api.openai.com/v1"), "x"
+    )
