@@ -291,6 +291,26 @@ def per_request_cost(w: Workload, rates: Rates, *, finetuned: bool = False, cach
     return conversation_cost(w, rates, finetuned=finetuned, caching=caching) / w.turns
 
 
+def turn_table(w: Workload, base: Rates, finetuned: Rates, *, caching: Caching = NO_CACHE) -> list[dict[str, float]]:
+    """Per turn of one conversation: tokens sent and US dollars, system-prompt approach vs fine-tuned."""
+    rows = []
+    for turn in range(1, w.turns + 1):
+        p = turn_tokens(w, turn, caching=caching)
+        f = turn_tokens(w, turn, finetuned=True, caching=caching)
+        rows.append(
+            {
+                "turn": turn,
+                "prompt_input_tokens": p.input,
+                "prompt_cached_tokens": p.cached,
+                "finetuned_input_tokens": f.input,
+                "output_tokens": p.output,
+                "prompt_usd": tokens_cost(p, base),
+                "finetuned_usd": tokens_cost(f, finetuned),
+            }
+        )
+    return rows
+
+
 def check_volume(requests_per_month: float) -> float:
     return _positive(requests_per_month, "requests_per_month", allow_zero=False)
 

@@ -234,6 +234,8 @@ class LatencyTable:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        if fig is not None:
+            fig.tight_layout()
         return fig if fig is not None else ax.figure
 
 

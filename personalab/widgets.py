@@ -180,6 +180,8 @@ def plot(view: View, ax: Any = None) -> Any:
     ax.set_title(f"{s.model}: system prompt vs fine-tuned", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
+    if fig is not None:
+        fig.tight_layout()
     return fig if fig is not None else ax.figure
 
 
@@ -305,3 +307,93 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
     box.summary = summary
     refresh()
     return box
+
+
+class Table:
+    """A list of dicts shown as an HTML table in Jupyter (and as aligned text elsewhere)."""
+
+    def __init__(self, rows: list[dict[str, Any]], columns: list[str] | None = None, digits: int = 4) -> None:
+        self.rows = rows
+        self.columns = columns or (list(rows[0]) if rows else [])
+        self.digits = digits
+
+    def _cell(self, v: Any) -> str:
+        if isinstance(v, float):
+            if v.is_integer() and abs(v) < 1e15:
+                return f"{v:,.0f}"
+            return f"{v:.{self.digits}g}"
+        return "-" if v is None else str(v)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(self._cell(r.get(c)))}</td>" for c in self.columns) + "</tr>"
+            for r in self.rows
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    def __repr__(self) -> str:
+        cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(self.columns, widths, strict=True))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+        return "\n".join(lines)
+
+
+def plot_turns(rows: list[dict[str, float]], ax: Any = None) -> Any:
+    """Cost of each turn of one conversation: the system prompt is re-sent and the history grows."""
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+    turns = [r["turn"] for r in rows]
+    ax.plot(turns, [r["prompt_usd"] * 1e6 for r in rows], marker="o", label="system prompt")
+    ax.plot(turns, [r["finetuned_usd"] * 1e6 for r in rows], marker="s", label="fine-tuned")
+    ax.set_xlabel("turn of the conversation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("US$ per 1M such requests")
+    ax.set_title("Each turn re-sends the persona and the whole history", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def plot_threshold(
+    w: costs.Workload, base: costs.Rates, finetuned: costs.Rates, max_turns: int = 20, ax: Any = None
+) -> Any:
+    """Persona size above which fine-tuning is cheaper per request, against turns, with and without caching."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+    turns = list(range(1, max_turns + 1))
+    for caching in (costs.Caching(enabled=False), costs.Caching(enabled=True)):
+        if caching.enabled and base.cached_input is None:
+            continue
+        ys = [
+            costs.persona_break_even_tokens(dataclasses.replace(w, turns=t), base, finetuned, caching=caching)
+            for t in turns
+        ]
+        ax.plot(
+            turns,
+            [math.nan if y is None else y for y in ys],
+            marker=".",
+            label="threshold, prompt caching " + ("on" if caching.enabled else "off"),
+        )
+    ax.axhline(w.persona_tokens, color="grey", linestyle="--", label=f"your persona ({w.persona_tokens:g} tokens)")
+    ax.set_xlabel("turns per conversation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("persona tokens")
+    ax.set_title(f"Fine-tuning is cheaper per request above the line ({finetuned.label})", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure

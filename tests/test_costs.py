@@ -282,3 +282,13 @@ def test_cost_command_bad_table(tmp_path, capsys):
     assert cli.main(["cost", "--prices", str(path), "--model", "mini"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "models.mini.output" in err and "line 4" in err
+
+
+def test_turn_table_matches_conversation_cost(prices):
+    base, ft = prices.rates("gpt-4o-mini"), prices.rates("gpt-4o-mini", finetuned=True)
+    w = costs.Workload(persona_tokens=300, user_tokens=40, response_tokens=120, turns=6)
+    rows = costs.turn_table(w, base, ft)
+    assert [r["turn"] for r in rows] == list(range(1, 7))
+    assert sum(r["prompt_usd"] for r in rows) == pytest.approx(costs.conversation_cost(w, base))
+    assert sum(r["finetuned_usd"] for r in rows) == pytest.approx(costs.conversation_cost(w, ft, finetuned=True))
+    assert all(r["prompt_input_tokens"] - r["finetuned_input_tokens"] == 300 for r in rows)

@@ -102,3 +102,21 @@ def test_price_table_models_are_selectable():
     prices = costs.load_prices()
     box = widgets.explorer(prices)
     assert set(box.controls["model"].options) == set(prices.models)
+
+
+def test_table_and_turn_plots():
+    prices = costs.load_prices()
+    base, ft = prices.rates("gpt-4o-mini"), prices.rates("gpt-4o-mini", finetuned=True)
+    w = costs.Workload(persona_tokens=141, user_tokens=50, response_tokens=200, turns=5)
+    rows = costs.turn_table(w, base, ft)
+    t = widgets.Table(rows, ["turn", "prompt_input_tokens", "prompt_usd"])
+    assert "<table>" in t._repr_html_() and "prompt_usd" in repr(t) and len(repr(t).splitlines()) == 6
+    fig = widgets.plot_turns(rows)
+    assert len(fig.axes[0].lines) == 2
+    fig = widgets.plot_threshold(w, base, ft, max_turns=6)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert any("caching on" in label for label in labels) and any("your persona" in label for label in labels)
+    ys = fig.axes[0].lines[0].get_ydata()
+    assert ys[0] == pytest.approx(850) and all(
+        b > a for a, b in zip(ys[:-1], ys[1:], strict=True)
+    )  # longer talks raise the bar
