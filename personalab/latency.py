@@ -164,6 +164,9 @@ class LatencyTable:
             lines.append("  ".join(f"{'-' if v is None else v:>12}" for v in vals))
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return f"{self.label}\n{self.table()}"
+
     def _repr_html_(self) -> str:
         cells = "".join(
             "<tr>"

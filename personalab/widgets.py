@@ -318,6 +318,8 @@ class Table:
         self.digits = digits
 
     def _cell(self, v: Any) -> str:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
         if isinstance(v, float):
             if v.is_integer() and abs(v) < 1e15:
                 return f"{v:,.0f}"

@@ -83,7 +83,7 @@ def test_measure_on_simulated_clock(monkeypatch):
     d = table.to_dict()
     assert d["prefill_tokens_per_s"] == pytest.approx(5000) and len(d["samples"]) == 6
     assert table.hardware == "OpenAI API (network time included)" and "gpt-4o-mini" in table.label
-    assert "added TTFT" in table.table()
+    assert "added TTFT" in table.table() and repr(table).startswith(table.label)
 
 
 def test_plot_is_labelled(monkeypatch):
