@@ -57,8 +57,14 @@ def convert_smollm2(out_dir: str | Path | None = None, *, force: bool = False) -
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # weights are dequantized into dense tensors; drop the GGUF bookkeeping to save
+        if getattr(quantizer, "packed_modules", None):
+            raise BackendError("the GGUF weights were kept packed (a GGUF kernel is active); convert on a CPU machine")
+        quantizer.remove_quantization_config(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; models are shared read-only
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -213,6 +213,7 @@ def build(out_dir: str | Path | None = None, *, seed: int = 0, steps: int | None
 
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+        tmp.chmod(0o755)  # mkdtemp makes it private; models are shared read-only
         try:
             model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, **GENERATION)
             model.save_pretrained(tmp)
