@@ -1,0 +1,1 @@
+"""Persona dataset: user requests, generation (teacher model or offline), validation and analysis."""
