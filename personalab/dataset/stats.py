@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -186,3 +189,43 @@ def lora_run_estimate(tokens_per_epoch: int, epochs: int, *, tokens_per_second: 
         "gpu_price_per_hour": gpu_price_per_hour,
         "cost_usd": round(seconds / 3600 * gpu_price_per_hour, 4),
     }
+
+
+def training_price(model: str = "gpt-4o-mini") -> tuple[float, str] | None:
+    """(USD per 1M training tokens, where the figure comes from) from the course's price table, or None
+    when the table (``personalab.costs``, ``data/pricing.yaml``) is not available or lacks the model."""
+    try:
+        from .. import costs
+    except ImportError:
+        return None
+    try:
+        table = costs.load_prices()
+        return float(table.training_price(model)), f"{table.path}: {table.price(model).source}"
+    except (InputError, AttributeError):
+        return None
+
+
+def gpu_hour_price(gpu: str) -> tuple[float, str] | None:
+    """(USD per GPU-hour, source) for a GPU of the price table's ``self_hosted`` section, or None."""
+    try:
+        from .. import costs
+
+        entry = costs.load_prices().gpu(gpu)
+    except (ImportError, InputError, AttributeError):
+        return None
+    return float(entry.gpu_hour), entry.source
+
+
+def save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
+    """Save a matplotlib figure atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
