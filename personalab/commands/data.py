@@ -74,7 +74,7 @@ def _spec(value: str | Path | None):
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from ..dataset.generate import ResponseCache, Teacher, default_dataset_paths, generate, write_examples
+    from ..dataset.generation import ResponseCache, Teacher, default_dataset_paths, generate, write_examples
 
     spec = _spec(args.persona) or _spec(None)
     teacher = None

@@ -7,7 +7,7 @@ counts), :mod:`.stats` (statistics, coverage, cost) and :mod:`.exercise` (exerci
 """
 
 from .counting import TokenCounter, token_counter
-from .generate import (
+from .generation import (
     DatasetPaths,
     ResponseCache,
     Teacher,
