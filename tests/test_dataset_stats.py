@@ -14,7 +14,8 @@ def ex(*pairs):
 
 DATA = [
     ex(("user", "Add x."), ("assistant", "Great choice! Added x.")),
-    ex(("user", "Done with y."), ("assistant", "Nice work! y is done."), ("user", "Thanks"), ("assistant", "Any time.")),
+    ex(("user", "Done with y."), ("assistant", "Nice work! y is done."),
+       ("user", "Thanks"), ("assistant", "Any time.")),
     ex(("system", "Context: sales."), ("user", "Stuck."), ("assistant", "You should rest. Let's get this done.")),
 ]
 
