@@ -143,3 +143,12 @@ def test_report_dict_and_format():
     d = report.to_dict()
     assert d["ok"] is False and d["by_kind"] == {"json": 1} and d["problems"][0]["line"] == 2
     assert "1 problem(s)" in report.format() and report.lines("json") == [2]
+
+
+def test_drop_problems_removes_flagged_positions():
+    examples = [GOOD, GOOD, OTHER, {"messages": []}]
+    report = validate.validate_examples(examples)
+    assert validate.drop_problems(examples, report) == [GOOD, OTHER]
+    assert validate.drop_problems(examples, report, kinds=["duplicate"]) == [GOOD, OTHER, {"messages": []}]
+    with pytest.raises(InputError):
+        validate.drop_problems(examples[:2], report)

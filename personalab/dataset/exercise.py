@@ -189,11 +189,63 @@ def broken_messages(path: str | Path = BROKEN_PATH) -> set[str]:
     return {json.loads(m).strip() for m in re.findall(r'"(?:content|text)": ("(?:[^"\\]|\\.)*")', text)}
 
 
-def grade(examples: Sequence[Any], spec: PersonaSpec | None = None) -> list[str]:
+def _u(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def _a(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+_R = "Great choice! 'pay the rent' is on your list for Friday. Want a reminder the day before?"
+#: Cases for the learner's ``fix_example``: (what is wrong, the parsed line, whether it can be saved).
+FIX_CASES: list[tuple[str, Any, bool]] = [
+    ("a bare list of messages", [_u("Add 'pay the rent' for Friday."), _a(_R)], True),
+    ("'conversation' instead of 'messages'", {"conversation": [_u("Add 'pay the rent' for Friday."), _a(_R)]}, True),
+    ("extra keys on the line", {"messages": [_u("Add 'pay the rent' for Friday."), _a(_R)], "id": 7}, True),
+    ("the role 'bot'", {"messages": [_u("Add 'pay the rent' for Friday."), {"role": "bot", "content": _R}]}, True),
+    ("'text' instead of 'content'", {"messages": [_u("Add 'pay the rent'."), {"role": "assistant", "text": _R}]}, True),
+    ("an extra message key", {"messages": [_u("Add 'pay the rent'.") | {"timestamp": "09:00"}, _a(_R)]}, True),
+    ("a message that is a string", {"messages": [_u("Add 'pay the rent'."), "assistant: hi", _a(_R)]}, True),
+    ("an empty last reply", {"messages": [_u("Add 'pay the rent'."), _a(_R), _u("And 'call mum'."), _a("")]}, True),
+    ("a weight of 0.5", {"messages": [_u("Add 'pay the rent'."), _a(_R) | {"weight": 0.5}]}, True),
+    ("no assistant reply at all", {"messages": [_u("Please note 'call the plumber', due Thursday.")]}, False),
+    ("not an object at all", "just a string", False),
+]
+
+
+def check_fix_outputs(outputs: Sequence[Any]) -> list[str]:
+    """What the learner's ``fix_example`` got wrong on :data:`FIX_CASES` (empty list: all right)."""
+    from .validate import check_example
+
+    wrong = []
+    for (what, case, salvageable), out in zip(FIX_CASES, outputs, strict=False):
+        if not salvageable:
+            if out is not None:
+                wrong.append(f"{what}: nothing can be saved here, so return None (got {str(out)[:60]})")
+            continue
+        if out is None:
+            wrong.append(f"{what}: this one can be repaired, but you returned None")
+            continue
+        problems = check_example(out)
+        if problems:
+            wrong.append(f"{what}: the result still has a problem: {problems[0].message}"
+                         + (f" in {problems[0].field}" if problems[0].field else ""))
+            continue
+        msgs = case if isinstance(case, list) else case.get("messages") or case.get("conversation")
+        first = next(m["content"] for m in msgs if isinstance(m, dict) and m.get("role") == "user")
+        if _first_user(out) != first.strip():
+            wrong.append(f"{what}: keep the user's message as it was ({first!r})")
+    if len(outputs) != len(FIX_CASES):
+        wrong.append(f"expected {len(FIX_CASES)} results, got {len(outputs)}")
+    return wrong
+
+
+def grade_repaired(examples: Sequence[Any], spec: PersonaSpec | None = None, *, coverage: bool = True) -> list[str]:
     """What is still wrong with a repaired dataset (empty list: passed).
 
     It must validate with the exercise settings, keep at least :data:`MIN_KEPT` examples that all come
-    from the broken file, and reach :data:`MIN_COVERAGE` persona-marker coverage.
+    from the broken file and, with ``coverage``, reach :data:`MIN_COVERAGE` persona-marker coverage.
     """
     spec = spec or taskmaster()
     examples = list(examples)
@@ -210,9 +262,14 @@ def grade(examples: Sequence[Any], spec: PersonaSpec | None = None) -> list[str]
     if foreign:
         failures.append(f"examples {foreign[:5]} do not come from broken_dataset.jsonl: repair its examples, "
                         "do not replace them")
-    if report.ok:
+    if coverage and report.ok:
         cov = marker_coverage(report.examples, spec)["coverage"]
         if cov < MIN_COVERAGE:
             failures.append(f"persona-marker coverage is {cov:.0%}, need {MIN_COVERAGE:.0%}: add a marker to the "
                             "replies that lack one")
     return failures
+
+
+def grade(examples: Sequence[Any], spec: PersonaSpec | None = None) -> list[str]:
+    """The whole exercise: valid, enough examples kept, all from the broken file, coverage reached."""
+    return grade_repaired(examples, spec, coverage=True)

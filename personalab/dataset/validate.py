@@ -344,3 +344,16 @@ def validate_examples(examples: Sequence[Any], **kwargs: Any) -> ValidationRepor
     if isinstance(kwargs.get("eval_examples"), Sequence):
         kwargs["eval_text"] = "\n".join(json.dumps(e, ensure_ascii=False) for e in kwargs.pop("eval_examples"))
     return validate_text(text, **kwargs)
+
+
+def drop_problems(examples: Sequence[Any], report: ValidationReport, kinds: Sequence[str] | None = None) -> list[Any]:
+    """``examples`` without those ``report`` flagged (of the given ``kinds``; default all).
+
+    ``report`` must come from :func:`validate_examples` on this same list: its line numbers are positions.
+    File-level problems (no line) drop nothing.
+    """
+    flagged = {p.line for p in report.problems if p.line is not None and (kinds is None or p.kind in kinds)}
+    if report.n_lines != len(examples):
+        raise InputError(f"the report covers {report.n_lines} lines but there are {len(examples)} examples",
+                         field="report", fix="validate this exact list with validate_examples() first")
+    return [ex for n, ex in enumerate(examples, 1) if n not in flagged]
