@@ -94,3 +94,56 @@ def test_grade_reports_what_is_still_broken():
     assert fails and "does not validate" in fails[0]
     for kind in ("too_long", "eval_leak", "unknown_key", "avoided_vocabulary"):
         assert kind in fails[0]
+
+
+# ------------------------------------------------------------------ checks module (needs personalab.checks)
+def _checks():
+    import pytest
+
+    return pytest.importorskip("personalab.checks.ex03", reason="the checks framework is not on this branch yet",
+                               exc_type=ImportError)
+
+
+def _grade(question, ns):
+    return question.grade(json.loads(json.dumps(question.export(ns))))
+
+
+def _reference_fix(obj):
+    if isinstance(obj, list):
+        obj = {"messages": obj}
+    if not isinstance(obj, dict):
+        return None
+    msgs = []
+    for m in obj.get("messages") or obj.get("conversation") or []:
+        if isinstance(m, dict):
+            role = {"bot": "assistant"}.get(m.get("role"), m.get("role"))
+            content = m.get("content", m.get("text"))
+            if role in ("user", "assistant") and isinstance(content, str) and content.strip():
+                msgs.append({"role": role, "content": content})
+    while msgs and msgs[-1]["role"] != "assistant":
+        msgs.pop()
+    return {"messages": msgs} if msgs else None
+
+
+def test_check_q1_grades_fix_example():
+    q1 = _checks().EXERCISE.questions[0]
+    assert _grade(q1, {"fix_example": _reference_fix}).status == "correct"
+    half = _grade(q1, {"fix_example": lambda obj: obj if isinstance(obj, dict) and "messages" in obj else None})
+    assert half.status == "partial" and 0 < half.points < q1.points
+    assert _grade(q1, {}).status == "not-attempted"
+
+    def todo(obj):
+        raise NotImplementedError("your code here")
+
+    assert _grade(q1, {"fix_example": todo}).status == "not-attempted"
+
+
+def test_check_q2_q3_grade_the_datasets():
+    ex03 = _checks()
+    _, q2, q3 = ex03.EXERCISE.questions
+    repaired = _reference_repair()
+    assert _grade(q2, {"repaired": repaired}).status == "correct"
+    assert _grade(q3, {"final": repaired}).status == "correct"
+    assert _grade(q2, {"repaired": repaired[:5]}).status == "incorrect"
+    assert _grade(q2, {"repaired": "not a list"}).status == "incorrect"
+    assert _grade(q3, {}).status == "not-attempted"

@@ -101,7 +101,8 @@ q1.check()
 # persona never says "You should" or "As an AI language model"): `clean_reply` removes the phrase and keeps
 # the rest of the sentence. Then validate. What is left can't be repaired line by line — duplicates, near
 # duplicates, conversations copied from the eval set, and an example too long for `max_seq_length` — so drop
-# exactly those lines (`drop_problems` takes the report and the kinds to drop).
+# exactly those lines (`drop_problems` takes the report and the kinds to drop). One conversation has no
+# persona marker at all: give its first reply one (`report.lines(kind)` lists the flagged positions).
 #
 # The validator must report no problems, and you must keep at least `exercise.MIN_KEPT` examples.
 
@@ -129,6 +130,9 @@ for obj in parsed:
             m["content"] = clean_reply(m["content"])
     repaired.append(example)
 first_pass = exercise.validate_repaired(repaired)
+for line in first_pass.lines("persona_marker_missing"):  # report lines are positions in `repaired`
+    first_reply = next(m for m in repaired[line - 1]["messages"] if m["role"] == "assistant")
+    first_reply["content"] = "Great choice! " + first_reply["content"]
 repaired = drop_problems(repaired, first_pass, kinds=["duplicate", "near_duplicate", "eval_leak", "too_long"])
 ### END SOLUTION
 
