@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--temperature", type=float, default=0.7)
     g.add_argument("--max-tokens", type=int, default=200)
     g.add_argument("--cache", type=Path, default=None, help="teacher response cache (JSONL)")
+    g.add_argument("--on-off-persona", choices=["keep", "offline"], default="keep",
+                   help="a teacher reply without any marker: keep it (default) or use the offline reply instead")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=run_generate)
 
@@ -89,7 +91,7 @@ def run_generate(args: argparse.Namespace) -> int:
         paths = [args.out or default_dataset_paths()._asdict()[args.split]]
     for split, path in zip(splits, paths, strict=True):
         examples = generate(split, spec, method=args.method, system=args.system, injection_ratio=args.injection_ratio,
-                            teacher=teacher, progress=not args.no_progress)
+                            teacher=teacher, on_off_persona=args.on_off_persona, progress=not args.no_progress)
         write_examples(path, examples)
         print(f"wrote {path} ({len(examples)} {split} examples, {args.method})")
     return 0
