@@ -171,14 +171,21 @@ print(broken.format(limit=8))
 # `personalab data validate FILE --max-seq-length 512 --eval EVAL_FILE`; it exits with status 1 when it finds
 # a problem, so a script or CI job can stop before a bad file reaches a training run.
 #
-# If the teacher wrote the dataset, drop what failed (the offline dataset has nothing to drop):
+# Whatever failed a check is dropped before training: off-persona teacher replies, duplicates, and
+# conversations too long for `max_seq_length` with this tokenizer. The eval set is cleaned the same way
+# (without the leakage check, which compares train *against* it).
 
 # %%
 from personalab.dataset import drop_problems
 
+n_train, n_eval = len(train_examples), len(eval_examples)
+eval_report = validate_examples(eval_examples, spec=spec, max_seq_length=MAX_SEQ_LENGTH, counter=train_counter)
+eval_examples = drop_problems(eval_examples, eval_report)
 train_examples = drop_problems(train_examples, report)
 report = validate_examples(train_examples, spec=spec, max_seq_length=MAX_SEQ_LENGTH, counter=train_counter,
                            eval_examples=eval_examples)
+print(f"dropped {n_train - len(train_examples)} of {n_train} train and {n_eval - len(eval_examples)} of {n_eval} "
+      "eval examples")
 print(report.format(limit=5))
 
 # %% [markdown]
