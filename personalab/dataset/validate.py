@@ -338,11 +338,13 @@ def validate_file(
                          leak_threshold=leak_threshold, min_examples=min_examples)
 
 
-def validate_examples(examples: Sequence[Any], **kwargs: Any) -> ValidationReport:
-    """Validate examples held in memory (line numbers are their 1-based positions)."""
+def validate_examples(examples: Sequence[Any], *, eval_examples: Sequence[Any] | None = None,
+                      **kwargs: Any) -> ValidationReport:
+    """Validate examples held in memory (line numbers are their 1-based positions); keyword arguments as
+    for :func:`validate_file`, with ``eval_examples`` instead of ``eval_path``."""
     text = "\n".join(json.dumps(e, ensure_ascii=False) for e in examples)
-    if isinstance(kwargs.get("eval_examples"), Sequence):
-        kwargs["eval_text"] = "\n".join(json.dumps(e, ensure_ascii=False) for e in kwargs.pop("eval_examples"))
+    if eval_examples is not None:
+        kwargs["eval_text"] = "\n".join(json.dumps(e, ensure_ascii=False) for e in eval_examples)
     return validate_text(text, **kwargs)
 
 
