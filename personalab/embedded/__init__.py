@@ -26,3 +26,7 @@ __all__ = [
     "is_current",
     "read_build_info",
 ]
+
+from .info import describe_model, is_built  # noqa: E402
+
+__all__ += ["describe_model", "is_built"]
