@@ -105,11 +105,18 @@ def targets(solutions_dir: Path = SOLUTIONS_DIR, exercises_dir: Path = EXERCISES
 
 
 def build(solutions_dir: Path = SOLUTIONS_DIR, exercises_dir: Path = EXERCISES_DIR) -> list[Path]:
-    """Regenerate ``exercises/`` from ``solutions/``. Returns the files that changed."""
+    """Regenerate ``exercises/`` from ``solutions/`` (and delete exercises whose solution is gone).
+
+    Returns the files that changed or were deleted."""
+    wanted = targets(solutions_dir, exercises_dir)
     changed = []
-    for path, text in targets(solutions_dir, exercises_dir).items():
+    for path, text in wanted.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             atomic_write_text(path, text)
+            changed.append(path)
+    for path in sorted(exercises_dir.glob("[0-9][0-9]_*.ipynb")):
+        if path not in wanted:
+            path.unlink()
             changed.append(path)
     return changed
 

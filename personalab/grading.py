@@ -169,8 +169,10 @@ def _all_zero(exercise: Exercise, status: str, reason: str) -> list[Result]:
 # ------------------------------------------------------------------------------------------ execution
 
 
-def kernel_env(base_url: str | None = None, model: str | None = None) -> dict[str, str]:
-    """The learner kernel's environment: no secrets, no proxies, offline Hub, the grader's model server."""
+def kernel_env(base_url: str | None = None, model: str | None = None, api_key: str | None = None) -> dict[str, str]:
+    """The learner kernel's environment: no secrets, no proxies, offline Hub, the grader's model server.
+
+    ``api_key`` is passed on only for a workshop server (never for api.openai.com)."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not _SECRET.search(k)}
     env.pop("OPENAI_BASE_URL", None)
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -178,9 +180,8 @@ def kernel_env(base_url: str | None = None, model: str | None = None) -> dict[st
                 "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"})
     if base_url:
         env["OPENAI_BASE_URL"] = base_url
-        key = os.environ.get("OPENAI_API_KEY")
-        if key and "api.openai.com" not in base_url:  # a workshop server's key, never an OpenAI account key
-            env["OPENAI_API_KEY"] = key
+        if api_key and "api.openai.com" not in base_url:
+            env["OPENAI_API_KEY"] = api_key
     if model:
         env["PERSONALAB_MODEL"] = model
     pkg_root = str(Path(__file__).resolve().parent.parent)
@@ -213,6 +214,7 @@ def grade_one(
     notebook_timeout: float | None = None,
     base_url: str | None = None,
     model: str | None = None,
+    api_key: str | None = None,
 ) -> Report:
     """Grade one notebook. Never raises for anything the submission does: problems become reasons."""
     start = time.monotonic()
@@ -228,7 +230,7 @@ def grade_one(
     report = Report(sub, [], exercise_title=exercise.title)
     try:
         report = _run_and_grade(sub, exercise, report, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
-                                base_url=base_url, model=model)
+                                env=kernel_env(base_url, model, api_key))
     except Exception as exc:  # noqa: BLE001 - last line of defence: one bad notebook never stops the gradebook
         report.results = _all_zero(exercise, "error", f"grading failed ({type(exc).__name__}: {exc})")
     report.seconds = time.monotonic() - start
@@ -256,7 +258,7 @@ def _read_notebook(path: Path) -> Any:
 
 
 def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_timeout: float,
-                   notebook_timeout: float | None, base_url: str | None, model: str | None) -> Report:
+                   notebook_timeout: float | None, env: dict[str, str]) -> Report:
     import nbformat
 
     try:
@@ -283,7 +285,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
                "cell_timeout": cell_timeout, "grading_timeout": GRADING_CELL_TIMEOUT,
                "status": str(tmpdir / "status.json"), "kernel_pid": str(tmpdir / "kernel.pid"),
                "progress": str(tmpdir / "progress"),
-               "env": kernel_env(base_url, model)}
+               "env": env}
         (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         status = _run_worker(tmpdir / "job.json", job, limit)
         report.cell_errors = status.get("cell_errors", [])
@@ -429,7 +431,7 @@ def _worker(job_path: str) -> int:
     client = Client(nb, timeout=int(job["cell_timeout"]), timeout_func=timeout_for, allow_errors=True,
                     interrupt_on_timeout=True, error_on_timeout=timeout_error, kernel_name="python3",
                     startup_timeout=KERNEL_STARTUP, resources={"metadata": {"path": job["cwd"]}}, iopub_timeout=10,
-                    on_cell_execute=on_cell_execute)
+                    on_cell_execute=on_cell_execute, shutdown_kernel="immediate")
     note = None
     try:
         client.execute(env=job["env"])
@@ -440,7 +442,8 @@ def _worker(job_path: str) -> int:
         where = f"cell {current['cell']}" if current["cell"] < n_sub else "the grading step"
         note = f"the kernel died while running {where} (it exited Python or ran out of memory)"
     except Exception as exc:  # noqa: BLE001
-        note = f"the notebook could not be run ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        note = f"the notebook could not be run ({type(exc).__name__}: {first})"
     errors = []
     for i, cell in enumerate(nb.cells[:n_sub]):
         if i in timed_out:
@@ -461,25 +464,25 @@ def _worker(job_path: str) -> int:
 
 
 @contextlib.contextmanager
-def model_server(enabled: bool) -> Iterator[tuple[str | None, str | None]]:
-    """(base_url, model) for the kernels and the checks: ``OPENAI_BASE_URL`` if set, else a local server."""
+def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
+    """Where kernels and checks find the model: ``OPENAI_BASE_URL`` if set (a workshop server, whose
+    ``OPENAI_API_KEY`` is passed on), else a local server started for the grading run (``enabled``)."""
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     model = os.environ.get("PERSONALAB_MODEL") or None
     if base_url or not enabled:
-        yield base_url, model
+        yield {"base_url": base_url, "model": model, "api_key": os.environ.get("OPENAI_API_KEY") if base_url else None}
         return
     try:
         from .server import LocalServer
     except ImportError:
         print("warning: personalab.server is not available: grading without a model server", file=sys.stderr)
-        yield None, None
+        yield {"base_url": None, "model": None, "api_key": None}
         return
-
     with LocalServer() as server:
         saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "PERSONALAB_MODEL")}
         os.environ["OPENAI_BASE_URL"], os.environ["PERSONALAB_MODEL"] = server.base_url, server.model
         try:
-            yield server.base_url, server.model
+            yield {"base_url": server.base_url, "model": server.model, "api_key": None}
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -498,8 +501,8 @@ def grade_all(
     progress: bool = True,
 ) -> list[Report]:
     """Grade notebooks in parallel (``jobs`` at a time), in the order given."""
-    with model_server(server) as (base_url, model):
-        kw = {"cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "base_url": base_url, "model": model}
+    with model_server(server) as where:
+        kw = {"cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, **where}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(grade_one, s, **kw) for s in submissions]
             if progress:

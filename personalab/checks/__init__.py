@@ -334,7 +334,8 @@ class Question:
             credit = min(max(exc.credit, 0.0), 1.0)
             return self._result(round(self.points * credit, 4), "partial" if credit > 0 else "incorrect", exc.message)
         except Exception as exc:  # noqa: BLE001 - a check must never crash the notebook or the grader
-            return self._result(0, "error", f"the check itself failed ({type(exc).__name__}: {exc}); tell your instructor")
+            why = f"{type(exc).__name__}: {exc}"
+            return self._result(0, "error", f"the check itself failed ({why}); tell your instructor")
         if isinstance(verdict, Credit):
             frac = min(max(verdict.fraction, 0.0), 1.0)
             status = "correct" if frac >= 1 else "partial" if frac > 0 else "incorrect"
