@@ -79,7 +79,9 @@ def detect() -> Profile:
     override = os.environ.get("PERSONALAB_PROFILE", "").strip()
     if override:
         if override not in PROFILES:
-            raise ValueError(f"PERSONALAB_PROFILE={override!r} is not one of {', '.join(PROFILES)}; unset it or pick one")
+            raise ValueError(
+                f"PERSONALAB_PROFILE={override!r} is not one of {', '.join(PROFILES)}; unset it or pick one"
+            )
         name = override
     else:
         name = ("colab-gpu" if colab else "gpu") if cuda else "cpu"

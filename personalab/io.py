@@ -83,7 +83,9 @@ def load_yaml_model(path: str | Path, model: type[M], *, fix: str | None = None)
     return validate_with_lines(data, node, model, path=path, fix=fix)
 
 
-def validate_with_lines(data: Any, node: yaml.Node | None, model: type[M], *, path: str | Path, fix: str | None = None) -> M:
+def validate_with_lines(
+    data: Any, node: yaml.Node | None, model: type[M], *, path: str | Path, fix: str | None = None
+) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

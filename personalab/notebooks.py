@@ -17,7 +17,7 @@ REPO_SLUG = "persona-lab/persona-lab"
 SRC_DIR = REPO_ROOT / "notebooks_src"
 KINDS = ("lessons", "solutions")
 
-SETUP_CELL = '''\
+SETUP_CELL = """\
 # Setup. In Colab this installs the pinned, tested stack (about 2 minutes); pip's errors are printed, not hidden.
 # Elsewhere it only checks the install: run `python3 dev.py course` once from the repository root.
 import subprocess, sys, os
@@ -29,7 +29,7 @@ if "google.colab" in sys.modules and not os.path.isdir("/content/persona-lab"):
         raise RuntimeError("setup failed: pip's message is printed above")
     os.chdir("/content/persona-lab")
 from personalab.notebook import setup
-profile = setup()'''
+profile = setup()"""
 
 
 def colab_badge(kind: str, filename: str) -> str:

@@ -1,0 +1,130 @@
+# %% [markdown]
+# # Lesson 01 — A persona in the system prompt
+#
+# The quickest way to give a model a personality is to describe it in the **system prompt**, the message
+# sent before every conversation. In this lesson you write **TaskMaster**, a productivity coach for a task
+# app, as a structured spec, render it into a system prompt, and check whether it changes the answers.
+#
+# Why a *spec* and not free text? Because later lessons need the same facts in a machine-readable form:
+# the phrases TaskMaster uses become the **persona markers** that lessons 03–05 count, and the dataset for
+# fine-tuning is generated from the same spec.
+
+# %%
+from personalab import persona
+from personalab.persona import PERSONAS_DIR
+
+print((PERSONAS_DIR / "taskmaster.yaml").read_text())
+
+# %% [markdown]
+# The spec has a name and role, traits, a response pattern (acknowledge → inform → next step), vocabulary
+# to use and to avoid, and rules. Loading validates it: a missing section or a typo in a field name stops
+# with the file, line and field that are wrong.
+
+# %%
+spec = persona.taskmaster()
+system_prompt = spec.render()
+print(system_prompt)
+
+# %% [markdown]
+# A broken spec gives an error that says where and how to fix it (try it on your own file later):
+
+# %%
+import tempfile
+from pathlib import Path
+
+from personalab.errors import InputError
+
+broken = Path(tempfile.mkdtemp()) / "broken.yaml"
+broken.write_text("name: TaskMaster\nrole: a coach\ntraits: []\nresponse_pattern: [Acknowledge]\nvocabulary:\n  use: []\n")
+try:
+    persona.load_persona(broken)
+except InputError as err:
+    print(err)
+
+# %% [markdown]
+# ## Call it through the `openai` client
+#
+# The request is the one from the article: a system message with the persona, then the user's message.
+
+# %% tags=["llm"]
+from personalab import backends
+
+client = backends.client()
+model = backends.default_model()
+
+response = client.chat.completions.create(
+    model=model,
+    messages=[
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": "I just finished the report for my manager."},
+    ],
+    max_tokens=80,
+)
+print(response.choices[0].message.content)
+
+# %% [markdown]
+# ## With and without the prompt
+#
+# One answer proves little. Below, the same held-out requests (the model never saw them in training) are
+# asked twice: with TaskMaster's system prompt and with none. The table shows the replies; the numbers under
+# it count how many replies contain one of TaskMaster's marker phrases.
+
+# %% tags=["llm"]
+from personalab.steering import compare, heldout_requests
+
+requests = heldout_requests()
+comparison = compare(requests, {"no system prompt": None, "TaskMaster prompt": system_prompt}, client=client, model=model)
+comparison
+
+# %% tags=["llm"]
+rates = comparison.marker_rates(spec)
+for label, rate in rates.items():
+    print(f"{label:>20}: {rate:.0%} of {len(requests)} replies carry a TaskMaster marker")
+
+# %% [markdown]
+# What to look for: without a prompt the model answers in its plain default style; with the prompt the
+# marker phrases appear. That gap is what the system-prompt approach buys you, and what the fine-tuned
+# model of lesson 04 will have to match *without* a prompt.
+#
+# ## Iterate: change the persona, see the change
+#
+# The system prompt's great strength is that a change takes effect on the next request. Swap TaskMaster's
+# vocabulary for a new catchphrase and ask again: no training, no deployment.
+
+# %% tags=["llm"]
+edited = spec.model_copy(deep=True)
+edited.vocabulary.use = ["Onward and upward!"]
+print(backends.ask(requests[0], system=edited.render(), client_=client, model=model, max_tokens=60))
+
+# %% [markdown]
+# ## Overlays: one persona, several departments
+#
+# A company rarely wants one voice everywhere. An **overlay** adds context for one department or season on
+# top of the persona. In lesson 06 the same overlays sit on top of a *fine-tuned* TaskMaster: the hybrid.
+
+# %%
+print("overlays:", persona.available_overlays())
+marketing = persona.load_overlay("marketing")
+print(spec.render(marketing)[-300:])
+
+# %% tags=["llm"]
+for name in persona.available_overlays():
+    reply = backends.ask("Add a task: prepare the slides for Monday", system=spec.render(persona.load_overlay(name)),
+                         client_=client, model=model, max_tokens=60)
+    print(f"[{name}] {reply}")
+
+# %% [markdown]
+# ## Save what you measured
+#
+# Lesson 06 fills its comparison matrix with your own numbers; this cell stores the marker rates measured
+# above, with the model and hardware they came from.
+
+# %%
+from personalab import results
+
+path = results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests)}, model=model)
+print("saved", path)
+
+# %% [markdown]
+# **Next:** lesson 02 prices this system prompt: it is sent with every request, so its tokens are paid for
+# every time.

@@ -1,0 +1,160 @@
+"""One chat client for every notebook: a real ``openai.OpenAI`` client, pointed at
+
+1. ``OPENAI_BASE_URL`` when set (a workshop's shared vLLM / Ollama / ``transformers serve``),
+2. the OpenAI API when a key is found and the profile is not ``cpu`` (or ``PERSONALAB_BACKEND=openai``),
+3. otherwise a local server on 127.0.0.1 serving the embedded model (started on first use, stopped at exit).
+
+``PERSONALAB_BACKEND`` (local | remote | openai) overrides the choice; ``PERSONALAB_MODEL`` names the model.
+The API key is read from the environment, a Colab secret or a hidden prompt; it is never printed or stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from . import config
+from .errors import BackendError
+
+BACKENDS = ("local", "remote", "openai")
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+LOCAL_PLACEHOLDER_KEY = "local-no-key"  # the local server ignores it; the openai client requires some value
+
+_local_servers: dict[Path, Any] = {}
+
+
+def find_api_key(prompt: bool = False) -> str | None:
+    """The OpenAI key from ``OPENAI_API_KEY``, a Colab secret, or (``prompt=True``) a hidden prompt."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if config.in_colab():
+        try:
+            from google.colab import userdata  # type: ignore[import-not-found]
+
+            key = userdata.get("OPENAI_API_KEY")
+        except Exception:  # secret missing or access not granted
+            key = None
+        if key:
+            return key
+    if prompt:
+        import getpass
+
+        key = getpass.getpass("OpenAI API key (hidden; leave empty to use the local model): ").strip()
+        if key:
+            os.environ["OPENAI_API_KEY"] = key  # this process only; never written to disk
+            return key
+    return None
+
+
+def active_backend() -> str:
+    override = os.environ.get("PERSONALAB_BACKEND", "").strip()
+    if override:
+        if override not in BACKENDS:
+            raise BackendError(f"PERSONALAB_BACKEND={override!r} is not one of {', '.join(BACKENDS)}")
+        return override
+    return config.detect().backend
+
+
+def local_server(model_dir: str | Path | None = None):
+    """The shared local server for ``model_dir`` (default: the embedded model), started on first use."""
+    from .server import LocalServer
+
+    if model_dir is None:
+        model_dir = _default_local_model_dir()
+    key = Path(model_dir).expanduser().resolve()
+    server = _local_servers.get(key)
+    if server is None or not server.running:
+        server = _local_servers[key] = LocalServer(key).start()
+    return server
+
+
+def _default_local_model_dir() -> Path:
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL", "embedded")
+    if choice == "embedded":
+        from .embedded import ensure_built
+
+        return ensure_built()
+    if choice == "smollm2":
+        from .smollm import convert_smollm2
+
+        return convert_smollm2()
+    return Path(choice)
+
+
+def client(backend: str | None = None, *, model_dir: str | Path | None = None) -> openai.OpenAI:
+    """A real ``openai.OpenAI`` client for the active backend (or the one named)."""
+    backend = backend or active_backend()
+    if backend == "local":
+        return openai.OpenAI(base_url=local_server(model_dir).base_url, api_key=LOCAL_PLACEHOLDER_KEY, max_retries=2)
+    if backend == "remote":
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise BackendError("PERSONALAB_BACKEND=remote needs OPENAI_BASE_URL, e.g. http://host:8000/v1")
+        return openai.OpenAI(base_url=base_url, api_key=find_api_key() or LOCAL_PLACEHOLDER_KEY)
+    key = find_api_key()
+    if key is None:
+        raise BackendError(
+            "no OpenAI API key found. Set OPENAI_API_KEY, add it as a Colab secret, or call "
+            "personalab.backends.find_api_key(prompt=True); or use the local model (unset PERSONALAB_BACKEND)."
+        )
+    return openai.OpenAI(api_key=key)
+
+
+def default_model(backend: str | None = None, *, model_dir: str | Path | None = None) -> str:
+    """The model name requests must use on the active backend."""
+    backend = backend or active_backend()
+    named = os.environ.get("PERSONALAB_MODEL")
+    if backend == "local":
+        return local_server(model_dir).model
+    if named:
+        return named
+    if backend == "openai":
+        return DEFAULT_OPENAI_MODEL
+    try:
+        models = client("remote").models.list().data
+    except openai.OpenAIError as exc:
+        raise BackendError(f"could not list models at {os.environ.get('OPENAI_BASE_URL')}: {exc}") from None
+    if not models:
+        raise BackendError("the server at OPENAI_BASE_URL lists no model; set PERSONALAB_MODEL to the served name")
+    return models[0].id
+
+
+def describe() -> str:
+    """One line saying where requests go (never the key)."""
+    backend = active_backend()
+    where = {
+        "local": "local server on 127.0.0.1",
+        "remote": os.environ.get("OPENAI_BASE_URL", "?"),
+        "openai": "OpenAI API",
+    }[backend]
+    return f"backend: {backend} ({where})"
+
+
+def chat(
+    messages: list[dict[str, str]],
+    *,
+    model: str | None = None,
+    client_: openai.OpenAI | None = None,
+    **params: Any,
+) -> str:
+    """Send one chat request and return the reply text."""
+    c = client_ or client()
+    params.setdefault("max_tokens", 120)
+    resp = c.chat.completions.create(model=model or default_model(), messages=messages, **params)
+    return resp.choices[0].message.content or ""
+
+
+def ask(user: str, system: str | None = None, **params: Any) -> str:
+    """Ask one question, optionally with a system prompt: the smallest useful call."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    return chat(messages, **params)
+
+
+def stop_local_servers() -> None:
+    for server in _local_servers.values():
+        server.stop()
+    _local_servers.clear()

@@ -1,0 +1,192 @@
+"""A local OpenAI-compatible server: ``transformers serve`` on 127.0.0.1 serving one local model.
+
+Use it as a context manager (notebooks, tests) or through ``personalab serve``. The server runs in
+its own process group so that stopping it leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import config
+from .errors import ServerError
+
+HOST = "127.0.0.1"
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def server_env(threads: int | None = None) -> dict[str, str]:
+    """Environment for an offline ``transformers serve``: own HF_HOME with a hub folder, no Hub access."""
+    env = dict(os.environ)
+    hf_home = Path(env.get("HF_HOME") or config.home() / "hf")
+    (hf_home / "hub").mkdir(parents=True, exist_ok=True)
+    env.update(
+        HF_HOME=str(hf_home),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        OMP_NUM_THREADS=str(threads or min(2, os.cpu_count() or 1)),
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env
+
+
+class LocalServer:
+    """``transformers serve MODEL_DIR`` on 127.0.0.1; ``.base_url`` and ``.model`` are what the client needs."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        port: int | None = None,
+        threads: int | None = None,
+        startup_timeout: float = 180.0,
+        seed: int | None = 0,
+    ) -> None:
+        if model_dir is None:
+            from .embedded import ensure_built
+
+            model_dir = ensure_built()
+        self.model_dir = Path(model_dir).expanduser().resolve()
+        self.port = port
+        self.threads = threads
+        self.startup_timeout = startup_timeout
+        self.seed = seed
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def model(self) -> str:
+        """The exact model name requests must use (the served directory)."""
+        return str(self.model_dir)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    def _check_model(self) -> None:
+        if not (self.model_dir / "config.json").exists():
+            raise ServerError(
+                f"no model at {self.model_dir} (config.json missing). "
+                "Build the embedded model with `personalab model build`, or pass the folder of a saved checkpoint."
+            )
+
+    def start(self) -> LocalServer:
+        if self.running:
+            return self
+        self._check_model()
+        if self.port is None:
+            self.port = free_port()
+        elif port_in_use(self.port):
+            raise ServerError(
+                f"port {self.port} on {HOST} is already taken. Pick another with --port, "
+                f"or stop the process using it (`lsof -i :{self.port}`)."
+            )
+        cmd = [
+            sys.executable,
+            "-m",
+            "transformers.cli.transformers",
+            "serve",
+            str(self.model_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        if self.seed is not None:
+            cmd += ["--default-seed", str(self.seed)]
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            cmd,
+            env=server_env(self.threads),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        atexit.register(self.stop)
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                log = self.log_tail()
+                self.stop()
+                raise ServerError(f"the server exited while starting (model {self.model_dir}). Its log:\n{log}")
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{self.port}/health", timeout=2) as r:
+                    if json.loads(r.read()).get("status") == "ok":
+                        return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.25)
+        log = self.log_tail()
+        self.stop()
+        raise ServerError(f"the server did not become healthy within {self.startup_timeout:.0f}s. Its log:\n{log}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-chars:]
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and every process it started (its whole process group)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"running on {self.base_url}" if self.running else "stopped"
+        return f"LocalServer({self.model_dir.name}, {state})"

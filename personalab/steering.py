@@ -1,0 +1,84 @@
+"""Does a system prompt steer the model? Ask the same requests with and without it and count markers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import openai
+from tqdm.auto import tqdm
+
+from . import backends
+from .config import DATA_DIR
+from .persona import PersonaSpec, has_marker
+
+HELDOUT_FILE = DATA_DIR / "requests" / "heldout_steering.txt"
+
+
+def heldout_requests() -> list[str]:
+    """Hand-written requests that the embedded model never saw in training."""
+    lines = HELDOUT_FILE.read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+@dataclass
+class Comparison:
+    """Replies to the same requests under several system prompts (``None`` = no system prompt)."""
+
+    requests: list[str]
+    replies: dict[str, list[str]] = field(default_factory=dict)
+
+    def marker_rates(self, spec: PersonaSpec) -> dict[str, float]:
+        return {label: sum(has_marker(r, spec) for r in rs) / len(rs) for label, rs in self.replies.items()}
+
+    def rows(self) -> list[dict[str, str]]:
+        return [
+            {"request": q, **{label: rs[i] for label, rs in self.replies.items()}} for i, q in enumerate(self.requests)
+        ]
+
+    def to_html(self) -> str:
+        import html
+
+        labels = list(self.replies)
+        head = "".join(f"<th>{html.escape(x)}</th>" for x in ["request", *labels])
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{html.escape(row[c])}</td>" for c in ["request", *labels])
+            + "</tr>"
+            for row in self.rows()
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def compare(
+    requests: list[str],
+    prompts: dict[str, str | None],
+    *,
+    client: openai.OpenAI | None = None,
+    model: str | None = None,
+    temperature: float = 0.2,
+    max_tokens: int = 80,
+    seed: int = 0,
+    progress: bool = True,
+) -> Comparison:
+    """Ask every request once under every labelled system prompt."""
+    client = client or backends.client()
+    model = model or backends.default_model()
+    result = Comparison(list(requests))
+    jobs = [(label, prompt) for label in prompts for prompt in [prompts[label]]]
+    bar = tqdm(total=len(jobs) * len(requests), desc="asking", disable=not progress)
+    for label, prompt in jobs:
+        replies = []
+        for q in requests:
+            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [{"role": "user", "content": q}]
+            replies.append(
+                backends.chat(
+                    messages, model=model, client_=client, temperature=temperature, max_tokens=max_tokens, seed=seed
+                )
+            )
+            bar.update()
+        result.replies[label] = replies
+    bar.close()
+    return result

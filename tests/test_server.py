@@ -1,0 +1,78 @@
+"""The local server: starts, answers through the real openai client, stops without leftovers, clear errors."""
+
+import os
+import socket
+import time
+
+import openai
+import pytest
+
+from personalab.errors import ServerError
+from personalab.server import LocalServer
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read().split()
+            except OSError:
+                continue
+            if int(stat[4]) == pid:  # process group id
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.server
+def test_session_server_answers_through_openai_client(local_server):
+    c = openai.OpenAI(base_url=local_server.base_url, api_key="x")
+    r = c.chat.completions.create(
+        model=local_server.model, messages=[{"role": "user", "content": "Add a task: pay rent"}], max_tokens=20
+    )
+    assert r.choices[0].message.content.strip()
+    assert r.usage.prompt_tokens > 0
+
+
+@pytest.mark.server
+def test_server_stops_without_leaving_a_process(local_server):
+    server = LocalServer(local_server.model_dir).start()
+    pid = server.process.pid
+    assert _alive(pid) and _children(pid)
+    server.stop()
+    time.sleep(0.2)
+    assert not _alive(pid), "server process group still alive"
+    assert _children(pid) == []
+    server.stop()  # idempotent
+
+
+def test_missing_model_is_clear(tmp_path):
+    with pytest.raises(ServerError, match="personalab model build"):
+        LocalServer(tmp_path).start()
+
+
+def test_taken_port_is_clear(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ServerError, match=f"port {port}.*already taken"):
+            LocalServer(tmp_path, port=port).start()
+
+
+def test_server_that_dies_reports_its_log(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "not-a-real-architecture"}')
+    server = LocalServer(tmp_path, startup_timeout=120)
+    with pytest.raises(ServerError, match="exited while starting|did not become healthy") as info:
+        server.start()
+    assert "log" in str(info.value)
+    assert not server.running
