@@ -238,14 +238,20 @@ def grade_one(
 
 
 def _read_notebook(path: Path) -> Any:
+    """The notebook at ``path``; ValueError with a short, learner-readable reason when it is not one."""
     import nbformat
 
     text = path.read_text(encoding="utf-8", errors="replace")
     if not text.strip():
         raise ValueError("the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"it is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
+                         "(was it truncated or edited by hand?)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "nbformat" not in data:
+        raise ValueError("it is JSON but not a Jupyter notebook (no 'cells' list or 'nbformat' version)")
     nb = nbformat.reads(text, as_version=4)
-    if not isinstance(nb.get("cells"), list):
-        raise ValueError("it has no list of cells")
     for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             raise ValueError(f"cell {i} is not a notebook cell")
@@ -264,7 +270,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
     try:
         nb = _read_notebook(sub.path)
     except Exception as exc:  # noqa: BLE001 - malformed JSON, empty file, not a notebook
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        msg = str(exc).splitlines()[0][:240] if str(exc) else type(exc).__name__
         report.results = _all_zero(exercise, "error", f"the notebook file could not be read ({msg})")
         return report
     n_code = sum(c.get("cell_type") == "code" for c in nb.cells)
