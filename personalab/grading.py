@@ -293,7 +293,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
                "progress": str(tmpdir / "progress"),
                "env": env}
         (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        status = _run_worker(tmpdir / "job.json", job, limit)
+        status = _run_worker(tmpdir / "job.json", job, limit, prepared.cells)
         report.cell_errors = status.get("cell_errors", [])
         if status.get("note"):
             report.notes.append(status["note"])
@@ -308,6 +308,15 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
         else:
             report.results.append(Result(q.id, 0.0, float(q.points), "error", f"not graded: {stopped}"))
     return report
+
+
+def cell_label(cells: Sequence[Any], i: int) -> str:
+    """How messages name a cell: 1-based, as a learner counts, with its first line of code."""
+    src = cells[i].get("source", "") if 0 <= i < len(cells) else ""
+    first = next((ln.strip() for ln in src.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
+    first = first.replace("`", "'")
+    snippet = first if len(first) <= 40 else first[:37] + "..."
+    return f"cell {i + 1}" + (f" (`{snippet}`)" if snippet else "")
 
 
 def _defined_names(source: str) -> set[str]:
@@ -344,11 +353,12 @@ def _explain_missing(values: dict[str, Any], nb: Any, cell_errors: list[dict[str
     failed = [i for i in cells if i in errors]
     if failed:
         e = errors[failed[0]]
-        return f"`{name}` is not defined: cell {failed[0]}, which defines it, raised {e['ename']}: {e['evalue'][:150]}"
+        where = cell_label(nb.cells, failed[0])
+        return f"`{name}` is not defined: {where}, which defines it, raised {e['ename']}: {e['evalue'][:150]}"
     return None
 
 
-def _run_worker(job_path: Path, job: dict[str, Any], limit: float) -> dict[str, Any]:
+def _run_worker(job_path: Path, job: dict[str, Any], limit: float, cells: Sequence[Any]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "personalab.grading", "--worker", str(job_path)]
     env = dict(os.environ)
     env["PYTHONPATH"] = job["env"]["PYTHONPATH"]
@@ -362,7 +372,7 @@ def _run_worker(job_path: Path, job: dict[str, Any], limit: float) -> dict[str, 
         proc.communicate()
         where = ""
         with contextlib.suppress(Exception):
-            where = f" while running cell {int(Path(job['progress']).read_text())}"
+            where = f" while running {cell_label(cells, int(Path(job['progress']).read_text()))}"
         return {"note": f"the notebook ran past the grading time limit ({limit:g} s){where} and was stopped"}
     finally:
         with contextlib.suppress(Exception):  # a kernel left behind by a crashed worker
@@ -442,10 +452,11 @@ def _worker(job_path: str) -> int:
     try:
         client.execute(env=job["env"])
     except StuckKernel as exc:
-        note = (f"cell {exc.args[0]} ran longer than {job['cell_timeout']:g} s and did not stop when interrupted, "
+        note = (f"{cell_label(nb.cells, exc.args[0])} ran longer than {job['cell_timeout']:g} s and did not stop "
+                "when interrupted, "
                 "so the cells after it could not run")
     except DeadKernelError:
-        where = f"cell {current['cell']}" if current["cell"] < n_sub else "the grading step"
+        where = cell_label(nb.cells, current["cell"]) if current["cell"] < n_sub else "the grading step"
         note = f"the kernel died while running {where} (it exited Python or ran out of memory)"
     except Exception as exc:  # noqa: BLE001
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
@@ -453,11 +464,13 @@ def _worker(job_path: str) -> int:
     errors = []
     for i, cell in enumerate(nb.cells[:n_sub]):
         if i in timed_out:
-            errors.append({"cell": i, "ename": "Timeout", "evalue": timeout_error["evalue"]})
+            errors.append({"cell": i, "label": cell_label(nb.cells, i), "ename": "Timeout",
+                           "evalue": timeout_error["evalue"]})
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                errors.append({"cell": i, "ename": out.get("ename", ""), "evalue": str(out.get("evalue", ""))[:300]})
+                errors.append({"cell": i, "label": cell_label(nb.cells, i), "ename": out.get("ename", ""),
+                               "evalue": str(out.get("evalue", ""))[:300]})
     for cell in nb.cells[n_sub:]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and note is None:
@@ -543,7 +556,9 @@ def feedback_markdown(student: str, reports: Sequence[Report]) -> str:
         lines += [f"- Note: {n}" for n in rep.notes]
         if rep.cell_errors:
             lines += ["Cells that raised an error when the notebook was run top to bottom:", ""]
-            lines += [f"- cell {e['cell']}: `{e['ename']}: {e['evalue'][:150]}`" for e in rep.cell_errors]
+            for e in rep.cell_errors:
+                label = e.get("label") or f"cell {e['cell'] + 1}"
+                lines.append(f"- {label}: `{e['ename']}: {e['evalue'][:150]}`")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

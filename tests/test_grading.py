@@ -87,7 +87,7 @@ def test_unknown_exercise_is_a_row_not_a_crash(tmp_path):
 def test_feedback_markdown_lists_verdicts_and_errors(tmp_path):
     sub = grading.Submission("alice", tmp_path / "01_x.ipynb", "01")
     rep = grading.Report(sub, [Result("q1", 1, 2, "partial", "a | b"), Result("q2", 0, 1, "error", "boom")],
-                         cell_errors=[{"cell": 3, "ename": "ValueError", "evalue": "bad"}], notes=["slow"])
+                         cell_errors=[{"cell": 2, "ename": "ValueError", "evalue": "bad"}], notes=["slow"])
     md = grading.feedback_markdown("alice", [rep])
     assert "**Total: 1 / 3 points**" in md and "| q1 | 1 / 2 | partial: a \\| b |" in md
     assert "cell 3: `ValueError: bad`" in md and "- Note: slow" in md
@@ -127,11 +127,11 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
     }
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
     assert [r["student"] for r in rows] == sorted(r["student"] for r in rows)  # stable order
-    assert "cell 2, which defines it, raised Timeout" in reasons["loop", "q1"]
+    assert "cell 3 (`while True:`), which defines it, raised Timeout" in reasons["loop", "q1"]
     assert "no cell of the notebook defines it" in reasons["deleted", "q2"]
     assert reasons["tamper", "q1"] == "`answer` is 41; think of six times seven"
     assert "expected `stats['std']`" in reasons["exception", "q2"]
-    assert "kernel died while running cell 6" in reasons["crash", "q1"]
+    assert "kernel died while running cell 7 (`import os`)" in reasons["crash", "q1"]
     assert "did not stop when interrupted" in reasons["stubborn", "q1"]
     assert "could not be read" in reasons["malformed", "q1"] and "empty" in reasons["empty", "q1"]
     by = {r.submission.student: r for r in reports}
