@@ -1,0 +1,280 @@
+# %% [markdown]
+# # Lesson 02 — Context-window economics: what the persona costs on every request
+#
+# A system-prompt persona is not written once: it is **sent again with every request**, and every token of
+# it is billed and processed every time. A fine-tuned persona sends nothing, but the fine-tuned model costs
+# more per token and has to be trained first. This lesson turns that trade-off into numbers:
+#
+# 1. count TaskMaster's tokens **exactly**, the way the provider bills them;
+# 2. price it per request, per conversation and per month, with prompt caching and a training cost;
+# 3. find the **break-even** volume where fine-tuning becomes cheaper — or see that there is none;
+# 4. measure how much **latency** a longer system prompt adds on *your* backend.
+#
+# The seed article works one example by hand and calls its latency figures illustrative. Here every
+# figure is computed by a cell, on prices you can edit and on hardware the cell names.
+
+# %% [markdown]
+# ## 1. Counting tokens exactly
+#
+# OpenAI models read text as tokens of the **o200k_base** encoding (gpt-4o, gpt-4.1, o-series) or the older
+# **cl100k_base** (gpt-4, gpt-3.5). `personalab.tokens` loads both with `tiktoken` *offline*: the encoding
+# files come from installed packages and are accepted only if they match the checksum tiktoken expects for
+# OpenAI's official files. So the counts below are the ones OpenAI bills, even without internet.
+
+# %%
+from personalab import costs, tokens, widgets
+from personalab.persona import taskmaster
+
+spec = taskmaster()
+system_prompt = spec.render()
+for model_name in ("gpt-4o-mini", "gpt-4"):
+    enc = tokens.encoding_name_for_model(model_name)
+    print(f"{model_name:12} ({enc}): {tokens.count_text(system_prompt, model_name)} tokens of text")
+
+# %% [markdown]
+# What is a token? Mostly a word or a piece of one, with its leading space. The first tokens of the prompt:
+
+# %%
+enc = tokens.encoding_for_model("gpt-4o-mini")
+print(" | ".join(repr(enc.decode([t])) for t in enc.encode(system_prompt)[:24]))
+
+# %% [markdown]
+# A chat request costs more than the text of its messages. OpenAI's published counting recipe adds 3 tokens
+# per message (the role and the markers around it) and 3 more that prime the reply. `persona_overhead`
+# counts the request with and without the system message: the difference is what the persona adds to
+# **every** request.
+
+# %%
+user = "Add a task: finish the quarterly report."
+with_persona = tokens.count_messages(
+    [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}], "gpt-4o-mini"
+)
+without = tokens.count_messages([{"role": "user", "content": user}], "gpt-4o-mini")
+overhead = tokens.persona_overhead(system_prompt, [user], model="gpt-4o-mini")
+persona_tokens = overhead["added_prompt_tokens"]
+print(f"request with the persona: {with_persona} tokens, without: {without}")
+print(f"the persona adds {persona_tokens:g} billed tokens to every request "
+      f"({overhead['text_tokens']} of text + message overhead)")
+
+# %% [markdown]
+# ### The model you are talking to
+#
+# A local model has its own tokenizer and chat template, so the same messages are a different number of
+# tokens. `tokens.count` uses the OpenAI recipe for an OpenAI model and the model's own tokenizer and template
+# for a local checkpoint. The cell compares that count with the `usage.prompt_tokens` the backend reports.
+
+# %% tags=["llm"]
+from personalab import backends
+from personalab.errors import InputError
+
+client = backends.client()
+model = backends.default_model()
+messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+reply = client.chat.completions.create(model=model, messages=messages, max_tokens=1)
+try:
+    ours = tokens.count(messages, model)
+except InputError:
+    ours = None  # a remote model whose tokenizer is not on this machine
+print(f"backend model: {model}")
+print(f"our count: {ours}   the backend's usage.prompt_tokens: {reply.usage.prompt_tokens}")
+backend_persona = tokens.persona_overhead(system_prompt, [user], model=model) if ours is not None else None
+if backend_persona:
+    print(f"on this model the persona adds {backend_persona['added_prompt_tokens']:g} tokens per request")
+
+# %% [markdown]
+# What to look for: the two numbers agree — the counter reproduces what the backend bills or processes.
+#
+# ## 2. Prices
+#
+# Prices live in `data/pricing.yaml`, in US dollars per 1M tokens, each entry with the date and source it
+# was copied from. **Prices change**: check the provider's pricing page and edit the file. A typo in it
+# stops with the file, line and field to fix.
+
+# %%
+prices = costs.load_prices()
+mini = prices.price("gpt-4o-mini")
+print(f"gpt-4o-mini: input ${mini.input}/1M, output ${mini.output}/1M, fine-tuned ${mini.finetuned_input}/"
+      f"${mini.finetuned_output}, training ${mini.training}/1M")
+print(f"  ({mini.source}; dated {mini.date})")
+
+# %% [markdown]
+# ### The article's worked example
+#
+# The article prices a 500-token persona, a 50-token user message and a 200-token reply on gpt-4o-mini, with
+# the fine-tuned model at twice the base price, at 500,000 requests a month. The same arithmetic with
+# `costs` (the test suite checks these exact figures):
+
+# %%
+article = costs.Workload(persona_tokens=500, user_tokens=50, response_tokens=200)
+base = prices.rates("gpt-4o-mini")
+ft_2x = prices.rates("gpt-4o-mini", finetuned=True, multiplier=2)
+for label, rates, finetuned in (("system prompt", base, False), ("fine-tuned (2x)", ft_2x, True)):
+    per = costs.per_request_cost(article, rates, finetuned=finetuned)
+    month = costs.monthly_cost(article, rates, 500_000, finetuned=finetuned)
+    print(f"{label:16} ${costs.fmt_usd(per)} per request, ${costs.fmt_usd(month)} per month")
+
+# %% [markdown]
+# The fine-tuned model is *more* expensive per request here. Dropping 500 prompt tokens saves less than
+# doubling the price of the 50 input and 200 output tokens costs. Now the same with TaskMaster's real size:
+
+# %%
+ours_w = costs.Workload(persona_tokens=persona_tokens, user_tokens=50, response_tokens=200)
+ft_table = prices.rates("gpt-4o-mini", finetuned=True)
+monthly = {
+    "system prompt": costs.monthly_cost(ours_w, base, 500_000),
+    "fine-tuned": costs.monthly_cost(ours_w, ft_table, 500_000, finetuned=True),
+}
+for label, usd in monthly.items():
+    print(f"TaskMaster, {label:13}: ${costs.fmt_usd(usd)} per month at 500,000 requests")
+
+# %% [markdown]
+# ## 3. Conversations: the persona is re-sent every turn
+#
+# In a chat, every turn sends the system prompt **and the whole history so far**. The persona's cost is
+# multiplied by the number of turns — but so is the history, and the fine-tuned model pays its higher price
+# on that history too. The table prices one 8-turn conversation turn by turn.
+
+# %%
+talk = costs.Workload(persona_tokens=persona_tokens, user_tokens=50, response_tokens=200, turns=8)
+rows = costs.turn_table(talk, base, ft_table)
+widgets.Table(rows, ["turn", "prompt_input_tokens", "finetuned_input_tokens", "prompt_usd", "finetuned_usd"])
+
+# %% tags=["plot"]
+widgets.plot_turns(rows);
+
+# %% [markdown]
+# ### Prompt caching
+#
+# OpenAI bills the part of a prompt it has seen recently at a lower "cached input" price — but only for
+# prompts of at least 1024 tokens, counted in steps of 128. A short persona is never cached on its own; a
+# long one, or a long conversation history, is.
+
+# %%
+cache = costs.Caching(enabled=True)
+for size in (persona_tokens, 2000):
+    w = costs.Workload(persona_tokens=size, user_tokens=50, response_tokens=200)
+    plain, cached = costs.per_request_cost(w, base), costs.per_request_cost(w, base, caching=cache)
+    print(f"persona {size:>6g} tokens: ${costs.fmt_usd(plain)} per request, with caching ${costs.fmt_usd(cached)}")
+
+# %% [markdown]
+# ## 4. Break-even
+#
+# Each approach costs `per_request x volume` a month, plus, for fine-tuning, a one-time training cost
+# (tokens in the training file x epochs x training price), spread here over 12 months. Two straight lines
+# cross at most once, so the break-even volume has a closed form: **training cost per month / (system-prompt
+# cost per request - fine-tuned cost per request)**. When the fine-tuned request is not cheaper, the
+# denominator is not positive and **no volume** makes fine-tuning pay.
+
+# %%
+for persona_size in (persona_tokens, 3000):
+    scenario = costs.Scenario(model="gpt-4o-mini", persona_tokens=persona_size, training_tokens=1_000_000)
+    result = costs.compare(scenario, prices)
+    print(f"persona {persona_size:g} tokens -> {result.break_evens[0].reason}")
+
+# %% [markdown]
+# So the question is really: *when is a fine-tuned request cheaper?* For one turn, with fine-tuned prices
+# `m` times the base and no prompt left, the persona must be longer than
+# `(m - 1) x (user tokens + response tokens x output price / input price)`. With longer conversations the
+# fine-tuned premium also applies to the growing history, so the bar rises; caching lowers the cost of long
+# prompts, so it rises further. The plot draws that threshold against conversation length.
+
+# %% tags=["plot"]
+widgets.plot_threshold(costs.Workload(persona_tokens, 50, 200), base, ft_table, max_turns=20);
+
+# %% [markdown]
+# What to look for: where your persona's dashed line sits relative to the curves. Below them, fine-tuning
+# never pays on API prices, whatever the volume: its case rests on consistency, robustness and latency
+# (lesson 05), or on self-hosting.
+#
+# ## 5. Explore
+#
+# Move the sliders: volume, token sizes, turns, caching, the model, fine-tuned prices, training size, and a
+# self-hosted fine-tuned model on a GPU rented by the hour. The plot marks the crossover, or says why there
+# is none.
+
+# %% tags=["widget"]
+widgets.explorer(prices, persona_tokens=int(round(persona_tokens)))
+
+# %% [markdown]
+# ## 6. Latency, measured on your backend
+#
+# Every prompt token must be processed before the first output token appears. The cell sends the same user
+# message with system prompts of several sizes (TaskMaster's prompt repeated and cut to an exact token
+# count), streams each reply, and records the **time to first token** and the total time, three times each
+# in shuffled order. On the OpenAI API this costs a fraction of a cent.
+
+# %% tags=["timing"]
+from personalab import latency
+
+lat = latency.measure(repeats=3)
+lat
+
+# %% tags=["plot", "timing"]
+lat.plot();
+
+# %% tags=["timing"]
+fit = lat.fit()
+if fit is not None:
+    print(f"each 100 prompt tokens add {fit.ms_per_100_tokens:.2f} ms to the time to first token ({lat.label})")
+print(f"output rate after the first token: {lat.decode_tokens_per_s() or float('nan'):.1f} tokens/s")
+
+# %% [markdown]
+# What to look for: how steep the time-to-first-token line is compared with the scatter between runs. A tiny
+# local model processes prompts so fast that the persona's effect can vanish in the noise; a large model on
+# a busy API shows it clearly. Your numbers, with the model and hardware they came from, go to lesson 06.
+#
+# ### Self-hosting with your measured throughput
+#
+# A self-hosted model is paid by the hour, not by the token. With the rates measured above, a request costs
+# `(prompt tokens / prefill rate + output tokens / output rate)` seconds of machine time. The hourly price
+# below is a T4's from the price table (the free Colab GPU); replace it with what your machine costs. One
+# stream's rate understates a server that batches many requests, so this is a pessimistic estimate.
+
+# %% tags=["timing"]
+prefill = fit.prefill_tokens_per_s if fit is not None else None
+decode = lat.decode_tokens_per_s()
+if decode:
+    hosted = costs.SelfHosted(gpu_hour=prices.gpu("t4").gpu_hour, output_tokens_per_second=decode,
+                              prompt_tokens_per_second=prefill, label="self-hosted (measured rates)")
+    sh_plan = costs.self_hosted_plan("self-hosted fine-tuned", ours_w, hosted)
+    print(f"${costs.fmt_usd(sh_plan.per_request)} per request, "
+          f"${costs.fmt_usd(sh_plan.running(500_000))} per month at 500,000 requests (pay-per-hour)")
+else:
+    print("no output rate measured (the replies were too short)")
+
+# %% [markdown]
+# ## Save what you measured
+#
+# Lesson 06 fills its comparison matrix with your numbers. These cells store the persona's token counts,
+# the monthly costs and the latency table, each stamped with its model and hardware.
+
+# %%
+from personalab import results
+
+saved = results.save("02", "tokens", {
+    "model": "gpt-4o-mini",
+    "persona_text_tokens": overhead["text_tokens"],
+    "persona_added_tokens": persona_tokens,
+    "backend_model": model,
+    "backend_persona_added_tokens": backend_persona["added_prompt_tokens"] if backend_persona else None,
+}, model="gpt-4o-mini")
+print("saved", saved)
+saved = results.save("02", "costs", {
+    "model": "gpt-4o-mini",
+    "requests_per_month": 500_000,
+    "persona_tokens": persona_tokens,
+    "user_tokens": 50,
+    "response_tokens": 200,
+    "monthly_usd": monthly,
+    "persona_break_even_tokens": costs.persona_break_even_tokens(ours_w, base, ft_table),
+    "price_source": mini.source,
+    "price_date": mini.date,
+}, model="gpt-4o-mini")
+print("saved", saved)
+
+# %% tags=["timing"]
+print("saved", results.save("02", "latency", lat.to_dict(), model=lat.model))
+
+# %% [markdown]
+# **Next:** lesson 03 builds the dataset a fine-tuned TaskMaster would learn from — and its token count is
+# the training cost you priced here.

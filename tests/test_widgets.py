@@ -1,0 +1,125 @@
+"""Cost explorer: the update function (no browser), the widget wiring, and an optional real-browser check."""
+
+from __future__ import annotations
+
+import shutil
+
+import matplotlib
+import pytest
+
+from personalab import costs, widgets
+
+matplotlib.use("Agg")
+
+
+def test_update_reproduces_article_example():
+    view = widgets.update({"use_table_finetuned": False, "finetuned_multiplier": 2, "training_tokens": 0})
+    assert view.error is None
+    rows = {r["plan"]: r for r in view.comparison.rows()}
+    assert rows["system prompt"]["running_monthly_usd"] == pytest.approx(101.25)
+    assert rows["fine-tuned (API)"]["running_monthly_usd"] == pytest.approx(127.50)
+    assert "$101.25" in view.html and "$127.50" in view.html and "$0.0002025" in view.html
+    assert view.crossovers == {"fine-tuned (API)": None}
+    assert "never" in view.html
+
+
+def test_update_finds_crossover_and_curves_meet_there():
+    view = widgets.update({"persona_tokens": 3000, "training_tokens": 2_000_000})
+    be = view.crossovers["fine-tuned (API)"]
+    assert be is not None and be > 0
+    assert min(view.volumes) <= be <= max(view.volumes)
+    prompt, ft = view.comparison.plans[:2]
+    s = view.comparison.scenario
+    assert prompt.monthly(be, s.months) == pytest.approx(ft.monthly(be, s.months))
+    lo, hi = view.curves["system prompt"], view.curves["fine-tuned (API)"]
+    assert lo[0] < hi[0] and lo[-1] > hi[-1]  # the system prompt is cheaper at first, then fine-tuning wins
+
+
+def test_update_reacts_to_each_control():
+    base = widgets.update({})
+    monthly = base.comparison.plans[0].running(500_000)
+    for key, value in [
+        ("requests_per_month", 1_000_000),
+        ("persona_tokens", 1000),
+        ("turns", 5),
+        ("model", "gpt-4o"),
+        ("response_tokens", 400),
+    ]:
+        changed = widgets.update({key: value})
+        assert changed.comparison.plans[0].running(500_000) != monthly or key == "requests_per_month", key
+    sh = widgets.update({"self_hosted": True, "always_on": True})
+    assert len(sh.comparison.plans) == 3 and "self-hosted t4" in sh.html
+    cached = widgets.update({"persona_tokens": 3000, "caching": True})
+    uncached = widgets.update({"persona_tokens": 3000, "caching": False})
+    assert cached.comparison.plans[0].per_request < uncached.comparison.plans[0].per_request
+
+
+def test_bad_input_is_shown_not_raised():
+    view = widgets.update({"requests_per_month": 0})
+    assert view.comparison is None and "requests_per_month" in view.error and "<pre" in view.html
+    view = widgets.update({"model": "gpt-3.5-turbo", "persona_tokens": 3000, "caching": True})
+    assert "cached-input price" in view.error
+    fig = widgets.plot(view)
+    assert fig is not None
+
+
+def test_plot_marks_crossover_or_explains():
+    fig = widgets.plot(widgets.update({"persona_tokens": 3000}))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("break-even" in t for t in texts)
+    fig = widgets.plot(widgets.update({}))
+    assert any("no crossover" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_volume_grid_covers_points():
+    grid = widgets.volume_grid(500_000, [20_000_000])
+    assert grid[0] <= 5_000 and grid[-1] >= 2e9 and grid == sorted(grid)
+
+
+def test_explorer_widget_reacts_to_slider():
+    pytest.importorskip("ipywidgets")
+    box = widgets.explorer()
+    before = box.summary.value
+    assert "$101.25" in before
+    box.controls["persona_tokens"].value = 1000
+    assert box.summary.value != before
+    assert box.view.comparison.scenario.persona_tokens == 1000
+    box.controls["use_table_finetuned"].value = False
+    assert not box.controls["finetuned_multiplier"].disabled
+    box.controls["requests_per_month"].value = 0.0  # below the slider's range: clamped, never an error
+    assert box.view.error is None
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not shutil.which("/usr/bin/chromium"), reason="Chromium is not installed"
+)
+def test_explorer_in_real_browser():  # pragma: no cover - optional, needs Chromium
+    # TODO: start `jupyter lab --no-browser` on a notebook holding `widgets.explorer()`, open it in headless
+    # Chromium, run the cell, read the summary HTML, move the volume slider (CDP Input.dispatchMouseEvent)
+    # and assert the summary changed. Needs Chromium plus a CDP client (tornado's websocket client would do).
+    pytest.skip("not written yet: no Chromium on the machine this was developed on")
+
+
+def test_price_table_models_are_selectable():
+    prices = costs.load_prices()
+    box = widgets.explorer(prices)
+    assert set(box.controls["model"].options) == set(prices.models)
+
+
+def test_table_and_turn_plots():
+    prices = costs.load_prices()
+    base, ft = prices.rates("gpt-4o-mini"), prices.rates("gpt-4o-mini", finetuned=True)
+    w = costs.Workload(persona_tokens=141, user_tokens=50, response_tokens=200, turns=5)
+    rows = costs.turn_table(w, base, ft)
+    t = widgets.Table(rows, ["turn", "prompt_input_tokens", "prompt_usd"])
+    assert "<table>" in t._repr_html_() and "prompt_usd" in repr(t) and len(repr(t).splitlines()) == 6
+    fig = widgets.plot_turns(rows)
+    assert len(fig.axes[0].lines) == 2
+    fig = widgets.plot_threshold(w, base, ft, max_turns=6)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert any("caching on" in label for label in labels) and any("your persona" in label for label in labels)
+    ys = fig.axes[0].lines[0].get_ydata()
+    assert ys[0] == pytest.approx(850) and all(
+        b > a for a, b in zip(ys[:-1], ys[1:], strict=True)
+    )  # longer talks raise the bar
