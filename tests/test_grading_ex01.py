@@ -1,4 +1,4 @@
-"""Grading exercise 01 end to end: solutions get full marks, exercises fail cleanly, the bad corpus exactly.
+"""Grading end to end: solutions get full marks, exercises fail cleanly, the exercise-01 bad corpus exactly.
 
 The model here is ``fixtures/fake_llm.py`` (predictable, fast): these tests check the grading machinery.
 ``test_solutions_get_full_marks_on_the_real_model`` repeats the first check on the embedded model.
