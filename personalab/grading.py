@@ -275,9 +275,11 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
         return report
     n_code = sum(c.get("cell_type") == "code" for c in nb.cells)
     limit = notebook_timeout or (KERNEL_STARTUP + GRADING_CELL_TIMEOUT + cell_timeout * (n_code + 1))
-    with tempfile.TemporaryDirectory(prefix="personalab-grade-") as tmp:
+    # the grader's files and the kernel's working directory are unrelated folders
+    with tempfile.TemporaryDirectory(prefix="personalab-grade-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="personalab-work-") as work:
         tmpdir = Path(tmp)
-        workdir = tmpdir / "work"
+        workdir = Path(work) / "work"
         if sub.folder is not None:
             shutil.copytree(sub.folder, workdir, symlinks=True, ignore=shutil.ignore_patterns("*.ipynb", ".*"))
         else:
@@ -287,7 +289,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
         prepared = _prepare(nb, values_path=values_path, nonce=nonce, module=module_name(sub.exercise or ""))
         nb_path = tmpdir / "submission.ipynb"
         nb_path.write_text(nbformat.writes(prepared, version=4), encoding="utf-8")
-        job = {"notebook": str(nb_path), "executed": str(tmpdir / "executed.ipynb"), "cwd": str(workdir),
+        job = {"notebook": str(nb_path), "cwd": str(workdir),
                "cell_timeout": cell_timeout, "grading_timeout": GRADING_CELL_TIMEOUT,
                "status": str(tmpdir / "status.json"), "kernel_pid": str(tmpdir / "kernel.pid"),
                "progress": str(tmpdir / "progress"),
@@ -434,6 +436,12 @@ def _worker(job_path: str) -> int:
             pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
             if pid:
                 Path(job["kernel_pid"]).write_text(str(pid))
+
+        def output(self, outs: Any, msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
+            # only errors matter to the grader: keeping nothing else bounds memory when a cell prints without end
+            if msg.get("msg_type") != "error":
+                return None
+            return super().output(outs, msg, display_id, cell_index)
 
         async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
             if len(executed) > 1 and executed[-2] in timed_out:

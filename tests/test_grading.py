@@ -117,6 +117,7 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
         "reordered": full,
         "exception": {**full, "q2": ("1", "partial")},
         "loop": {**full, "q1": ("0", "not-attempted")},
+        "spam": {**full, "q1": ("0", "not-attempted")},
         "tamper": {**full, "q1": ("0", "incorrect")},
         "deleted": {**full, "q2": ("0", "not-attempted")},
         "crash": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
