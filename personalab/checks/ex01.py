@@ -1,0 +1,271 @@
+"""Exercise 01 — your own persona in a system prompt.
+
+The learner writes a persona spec for a domain of their choice (``my_persona``: YAML text or a dict),
+renders it (``my_prompt``), keeps it within a token budget, and shows with a few requests of their own
+(``my_requests``) that the prompt changes the model's answers (``rates``).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..persona import PersonaSpec, has_marker, render_system_prompt
+from . import Credit, Exercise, Incorrect, describe, expect_close, expect_keys, expect_type
+
+EXERCISE = Exercise("01", "Your own persona in a system prompt")
+
+#: most tokens the rendered system prompt may have (TaskMaster's prompt has about 140)
+TOKEN_BUDGET = 250
+#: the reference tokenizer for the budget: the same count in the notebook and in the gradebook, whatever backend
+TOKENIZER_MODEL = "gpt-4o-mini"
+#: how the checks ask the model: greedy, short, seeded, so that the notebook and the gradebook agree
+REQUEST_PARAMS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 60, "seed": 0}
+MAX_REQUESTS = 5
+REQUIRED = ("name", "role", "traits", "response_pattern", "vocabulary")
+
+#: an example answer (what ``q1.solution()`` shows); a test checks that it passes questions 1 to 3
+EXAMPLE_PERSONA = """
+name: Sous
+role: a prep-list planner for a busy restaurant kitchen
+traits:
+  - name: Calm
+    description: Stay steady when the dinner rush is close
+  - name: Precise
+    description: Repeat quantities, stations and times exactly
+  - name: Brisk
+    description: Keep every reply short, like a call across the pass
+response_pattern:
+  - Answer with a kitchen call
+  - Confirm the prep item, quantity and time
+  - Name the next station to check
+vocabulary:
+  use:
+    - Yes, chef!
+    - Mise en place
+    - Heard, on it
+  avoid:
+    - As an AI language model
+    - No worries
+rules:
+  - Never joke about food safety.
+  - Never use more than one exclamation mark.
+"""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def spec_from(value: Any, name: str = "my_persona") -> PersonaSpec:
+    """A validated :class:`PersonaSpec` from YAML text, a dict or a spec; errors name the line and field."""
+    import yaml
+
+    from ..errors import InputError
+    from ..io import validate_with_lines
+
+    if isinstance(value, PersonaSpec):
+        return value
+    node = None
+    if isinstance(value, str):
+        try:
+            node = yaml.compose(value, Loader=yaml.SafeLoader)
+            value = yaml.safe_load(value)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise InputError(f"invalid YAML: {exc.problem or exc}", path=name, line=mark.line + 1 if mark else None,
+                             fix="check indentation and quoting near that line") from None
+    if not isinstance(value, Mapping):
+        raise InputError(f"expected a persona spec (YAML text or a dict), got {describe(value)}", path=name)
+    return validate_with_lines(dict(value), node, PersonaSpec, path=name,
+                               fix="compare with data/personas/taskmaster.yaml")
+
+
+def count_tokens(text: str) -> tuple[int, str]:
+    """Tokens of ``text`` with the reference tokenizer, and how they were counted.
+
+    Uses :func:`personalab.tokens.count_text` (the exact OpenAI tokenizer, offline); where that is not
+    installed, counts words and punctuation marks, which is close for English text.
+    """
+    try:
+        from ..tokens import count_text
+
+        return count_text(text, TOKENIZER_MODEL), f"{TOKENIZER_MODEL} tokenizer"
+    except Exception:  # noqa: BLE001 - module missing or its encoding files unavailable: use the estimate
+        return len(re.findall(r"\w+|[^\w\s]", text)), "estimate: words + punctuation"
+
+
+_cache: dict[tuple[str, str, str | None, str], str] = {}
+_cache_lock = threading.Lock()
+
+
+def ask(request: str, system: str | None) -> str:
+    """The model's reply to one request, with or without a system prompt (memoised per backend and model)."""
+    import os
+
+    from .. import backends
+
+    key = (os.environ.get("OPENAI_BASE_URL", ""), os.environ.get("PERSONALAB_MODEL", ""), system, request)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": request}]
+    reply = backends.chat(messages, **REQUEST_PARAMS)
+    with _cache_lock:
+        _cache[key] = reply
+    return reply
+
+
+def _spec_or_fail(my_persona: Any) -> PersonaSpec:
+    from ..errors import InputError
+
+    try:
+        return spec_from(my_persona)
+    except InputError as err:
+        where = str(err).split("\n")[0]
+        fix = f" (how to fix: {err.fix})" if err.fix else ""
+        raise Incorrect(f"`my_persona` does not validate yet: {where}{fix}") from None
+
+
+def _requests(my_requests: Any) -> list[str]:
+    expect_type(my_requests, (list, tuple), "my_requests")
+    reqs = [r.strip() for r in my_requests if isinstance(r, str) and r.strip()]
+    if len(reqs) != len(my_requests):
+        raise Incorrect("every item of `my_requests` must be a non-empty string")
+    unique = list(dict.fromkeys(reqs))
+    if not 3 <= len(unique) <= MAX_REQUESTS:
+        raise Incorrect(f"`my_requests` needs 3 to {MAX_REQUESTS} different requests, got {len(unique)}")
+    return unique
+
+
+def measure(spec: PersonaSpec, requests: list[str]) -> dict[str, Any]:
+    """Ask every request with and without the rendered prompt; which replies carry a persona marker."""
+    prompt = render_system_prompt(spec)
+    with_prompt = [ask(r, prompt) for r in requests]
+    without = [ask(r, None) for r in requests]
+    return {
+        "with": [has_marker(r, spec) for r in with_prompt],
+        "without": [has_marker(r, spec) for r in without],
+        "replies_with": with_prompt,
+        "replies_without": without,
+    }
+
+
+# ----------------------------------------------------------------------------------------- questions
+
+
+@EXERCISE.question(
+    "Your persona spec validates",
+    names=["my_persona"],
+    points=2,
+    hints=[
+        "Copy the layout of data/personas/taskmaster.yaml (printed in lesson 01) and change every value.",
+        "Required sections: name, role, traits (each with name and description), response_pattern (a list), "
+        "vocabulary (with a `use` list). YAML lists start with '- '; indent nested keys by two spaces.",
+    ],
+    solution=f'my_persona = """{EXAMPLE_PERSONA}"""',
+)
+def q1(my_persona: Any) -> str:
+    expect_type(my_persona, (dict, str), "my_persona")
+    if isinstance(my_persona, dict):
+        expect_keys(my_persona, REQUIRED, "my_persona")
+    spec = _spec_or_fail(my_persona)
+    if spec.name.strip().lower().replace(" ", "") == "taskmaster":
+        raise Incorrect("that is TaskMaster from the lesson: design your own persona for a domain you choose",
+                        credit=0.5)
+    return f"{spec.name} is a valid persona spec"
+
+
+@EXERCISE.question(
+    "All the sections a persona needs",
+    names=["my_persona"],
+    points=3,
+    hints=[
+        "Each missing item listed above costs part of the points; add them one at a time and check again.",
+        "Markers work best as short, distinctive phrases (two to five words) that a plain assistant would not say.",
+    ],
+)
+def q2(my_persona: Any) -> Credit:
+    spec = _spec_or_fail(my_persona)
+    long_markers = [p for p in spec.vocabulary.use if len(p.split()) > 6]
+    needs = [
+        (len(spec.traits) >= 3, f"at least 3 traits (you have {len(spec.traits)})"),
+        (len(spec.response_pattern) >= 3, f"a response pattern of at least 3 steps (you have "
+                                          f"{len(spec.response_pattern)})"),
+        (len(spec.vocabulary.use) >= 2 and not long_markers,
+         f"at least 2 short 'use' phrases of at most 6 words (you have {len(spec.vocabulary.use)}"
+         + (f"; too long: {long_markers[0]!r}" if long_markers else "") + ")"),
+        (len(spec.vocabulary.avoid) >= 1, "at least 1 phrase to avoid"),
+        (len(spec.rules) >= 2, f"at least 2 rules (you have {len(spec.rules)})"),
+    ]
+    missing = [text for ok, text in needs if not ok]
+    if not missing:
+        return Credit(1.0, "traits, response pattern, vocabulary and rules are all there")
+    return Credit((len(needs) - len(missing)) / len(needs), "still missing: " + "; ".join(missing))
+
+
+@EXERCISE.question(
+    "Rendered prompt within the token budget",
+    names=["my_persona", "my_prompt"],
+    points=2,
+    hints=[
+        "Render the validated spec: `my_prompt = spec.render()` (or `persona.render_system_prompt(spec)`).",
+        f"Over {TOKEN_BUDGET} tokens? Shorten descriptions and rules: every token is sent with every request.",
+    ],
+    solution="spec = spec_from(my_persona)\nmy_prompt = spec.render()",
+)
+def q3(my_persona: Any, my_prompt: Any) -> Credit | str:
+    spec = _spec_or_fail(my_persona)
+    expect_type(my_prompt, str, "my_prompt")
+    if my_prompt.strip() != render_system_prompt(spec).strip():
+        raise Incorrect("`my_prompt` is not the rendering of `my_persona`: set `my_prompt = spec.render()` after "
+                        "validating the spec (and re-run that cell after every change to the spec)")
+    n, how = count_tokens(my_prompt)
+    if n > TOKEN_BUDGET:
+        return Credit(0.5, f"rendered correctly, but {n} tokens ({how}) is over the budget of {TOKEN_BUDGET}")
+    return f"{n} tokens ({how}), within the budget of {TOKEN_BUDGET}"
+
+
+@EXERCISE.question(
+    "The prompt changes the answers",
+    names=["my_persona", "my_requests"],
+    points=3,
+    needs_model=True,
+    hints=[
+        "Write 3 to 5 requests a user of your persona would send, e.g. 'Add a task: order more flour'.",
+        "A request counts when the reply WITH your prompt carries one of your 'use' phrases and the reply WITHOUT "
+        "it does not. Short, unusual phrases work best; a phrase any assistant says ('Sure!') proves nothing.",
+    ],
+)
+def q4(my_persona: Any, my_requests: Any) -> Credit:
+    spec = _spec_or_fail(my_persona)
+    reqs = _requests(my_requests)
+    m = measure(spec, reqs)
+    good = [w and not wo for w, wo in zip(m["with"], m["without"], strict=True)]
+    summary = (f"with your prompt {sum(m['with'])}/{len(reqs)} replies carry a marker, without it "
+               f"{sum(m['without'])}/{len(reqs)}")
+    if all(good):
+        return Credit(1.0, summary)
+    i = good.index(False)
+    why = "its reply with the prompt has no marker" if not m["with"][i] else "even the reply without the prompt has one"
+    return Credit(sum(good) / len(reqs), f"{summary}; e.g. {reqs[i]!r}: {why}")
+
+
+@EXERCISE.question(
+    "You measured the marker rates",
+    names=["my_persona", "my_requests", "rates"],
+    points=1,
+    needs_model=True,
+    hints=["`rates` is a dict {'with': share, 'without': share}: use persona.marker_rate(replies, spec) on the "
+           "replies you got with and without the prompt."],
+)
+def q5(my_persona: Any, my_requests: Any, rates: Any) -> str:
+    spec = _spec_or_fail(my_persona)
+    reqs = _requests(my_requests)
+    expect_keys(rates, ["with", "without"], "rates")
+    m = measure(spec, reqs)
+    for key in ("with", "without"):
+        # one reply either way is tolerated: the model may sample differently if you changed the request settings
+        expect_close(rates[key], sum(m[key]) / len(reqs), f"rates['{key}']", abs=1 / len(reqs) + 1e-9)
+    return "your measurement matches the gradebook's"

@@ -1,0 +1,127 @@
+"""Exercise 01's checks, without a kernel: the example answer passes, typical mistakes get the right message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from personalab.checks import ex01
+from personalab.errors import InputError
+
+
+def grade(q, **ns):
+    return q.grade(json.loads(json.dumps(q.export(ns))))
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """ex01.ask answers like a persona-following model: the first 'use' phrase opens the reply."""
+    calls = []
+
+    def ask(request, system):
+        calls.append((request, system))
+        if system and "DEAF" not in request:
+            return system.split('Vocabulary to use: "')[1].split('"')[0] + " " + request
+        return "Okay: " + request
+
+    monkeypatch.setattr(ex01, "ask", ask)
+    return calls
+
+
+def test_example_answer_passes_the_offline_questions():
+    spec = ex01.spec_from(ex01.EXAMPLE_PERSONA)
+    ns = {"my_persona": ex01.EXAMPLE_PERSONA, "my_prompt": spec.render()}
+    for q in ex01.EXERCISE.questions[:3]:
+        assert grade(q, **ns).status == "correct", q.id
+
+
+def test_spec_errors_name_line_and_field():
+    with pytest.raises(InputError) as err:
+        ex01.spec_from("name: x\nrole: y\ntraits: []\nresponse_pattern: [a]\nvocabulary:\n  use: [Hi]\n")
+    assert (err.value.line, err.value.field) == (3, "traits")
+    with pytest.raises(InputError, match="invalid YAML") as err:
+        ex01.spec_from("name: x\n role: y\n")
+    assert err.value.line == 2
+    assert ex01.spec_from(ex01.spec_from(ex01.EXAMPLE_PERSONA)).name == "Sous"
+
+
+def test_q1_messages():
+    r = grade(ex01.q1, my_persona={"name": "x", "role": "y"})
+    assert r.status == "incorrect" and "missing 'traits', 'response_pattern', 'vocabulary'" in r.reason
+    assert "expected `my_persona` to be a dict or a string, got a list" in grade(ex01.q1, my_persona=[1]).reason
+    tm = ex01.EXAMPLE_PERSONA.replace("name: Sous", "name: TaskMaster")
+    r = grade(ex01.q1, my_persona=tm)
+    assert (r.points, r.status) == (1, "partial") and "TaskMaster" in r.reason
+    assert grade(ex01.q1).status == "not-attempted"
+
+
+def test_q2_partial_credit_lists_what_is_missing():
+    thin = {"name": "Pip", "role": "a gardener", "traits": [{"name": "Calm", "description": "calm"}],
+            "response_pattern": ["Answer"], "vocabulary": {"use": ["Roots first, always and forever, my friend"]}}
+    r = grade(ex01.q2, my_persona=thin)
+    assert (r.points, r.status) == (0, "incorrect")
+    assert "too long: 'Roots first, always and forever, my friend'" in r.reason
+    thin["traits"] *= 3
+    thin["rules"] = ["a", "b"]
+    r = grade(ex01.q2, my_persona=thin)
+    assert (r.points, r.status) == (1.2, "partial")
+
+
+def test_q3_render_and_budget(monkeypatch):
+    prompt = ex01.spec_from(ex01.EXAMPLE_PERSONA).render()
+    r = grade(ex01.q3, my_persona=ex01.EXAMPLE_PERSONA, my_prompt=prompt + "\nextra")
+    assert r.status == "incorrect" and "not the rendering" in r.reason
+    monkeypatch.setattr(ex01, "TOKEN_BUDGET", 20)
+    r = grade(ex01.q3, my_persona=ex01.EXAMPLE_PERSONA, my_prompt=prompt)
+    assert (r.points, r.status) == (1, "partial") and "over the budget of 20" in r.reason
+
+
+def test_token_count_has_a_fallback(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tokens(name, *args, **kwargs):
+        if name.endswith("tokens"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tokens)
+    assert ex01.count_tokens("Yes, chef! Two onions.") == (7, "estimate: words + punctuation")
+
+
+def test_q4_counts_requests_where_the_prompt_makes_the_difference(fake_model):
+    reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
+    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs)
+    assert (r.points, r.status) == (3, "correct") and "3/3" in r.reason
+    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs[:2] + ["DEAF request"])
+    assert (r.points, r.status) == (2, "partial")
+    assert "'DEAF request': its reply with the prompt has no marker" in r.reason
+    # a marker any reply contains proves nothing: here "Okay" is said with and without the prompt
+    generic = ex01.EXAMPLE_PERSONA.replace("- Yes, chef!", "- Okay")
+    r = grade(ex01.q4, my_persona=generic, my_requests=reqs)
+    assert r.points == 0 and "even the reply without the prompt has one" in r.reason
+    assert "3 to 5 different requests, got 2" in grade(ex01.q4, my_persona=generic, my_requests=reqs[:2] * 2).reason
+    assert "non-empty string" in grade(ex01.q4, my_persona=generic, my_requests=reqs + [""]).reason
+
+
+def test_q5_accepts_a_measurement_within_one_reply(fake_model):
+    reqs = ["Add a task: chop onions", "Order flour", "DEAF request"]
+    ok = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 2 / 3, "without": 0.0})
+    assert ok.status == "correct"
+    near = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 1.0, "without": 0.0})
+    assert near.status == "correct"  # one reply off is tolerated
+    r = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 0.0, "without": 0.0})
+    assert r.status == "incorrect" and "rates['with']" in r.reason
+    r = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates=[0.5, 0.5])
+    assert "expected `rates` to be a dict with keys 'with', 'without'" in r.reason
+
+
+def test_backend_failure_is_an_error_row_not_a_crash(monkeypatch):
+    def down(request, system):
+        raise ConnectionError("server down")
+
+    monkeypatch.setattr(ex01, "ask", down)
+    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=["a", "b", "c"])
+    assert r.status == "error" and "server down" in r.reason

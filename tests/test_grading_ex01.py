@@ -1,0 +1,134 @@
+"""Grading end to end: solutions get full marks, exercises fail cleanly, the exercise-01 bad corpus exactly.
+
+The model here is ``fixtures/fake_llm.py`` (predictable, fast): these tests check the grading machinery.
+``test_solutions_get_full_marks_on_the_real_model`` repeats the first check on the embedded model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from personalab import grading
+from personalab.config import REPO_ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+
+from fake_llm import FakeLLM  # noqa: E402
+from make_submissions import OUT as CORPUS  # noqa: E402
+from make_submissions import stale  # noqa: E402
+
+pytestmark = pytest.mark.slow
+FULL = {"q1": "2", "q2": "3", "q3": "2", "q4": "3", "q5": "1"}
+
+
+@pytest.fixture
+def fake_llm(monkeypatch):
+    with FakeLLM() as llm:
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("PERSONALAB_MODEL", llm.model)
+        monkeypatch.setenv("PERSONALAB_BACKEND", "remote")
+        yield llm
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_corpus_is_up_to_date():
+    assert stale() == [], "run `python tests/fixtures/make_submissions.py`"
+
+
+def test_solutions_get_full_marks(tmp_path, fake_llm):
+    reports = grading.grade_folder(REPO_ROOT / "solutions", tmp_path / "g.csv", jobs=2, cell_timeout=120,
+                                   progress=False)
+    assert reports, "no solution notebooks found"
+    for rep in reports:
+        assert rep.cell_errors == [], f"{rep.submission.path.name}: {rep.cell_errors}"
+        bad = [r for r in rep.results if r.status != "correct" or r.points != r.max_points]
+        assert not bad, f"{rep.submission.path.name}: {bad}"
+
+
+def test_exercises_run_as_is_fail_every_check_without_crashing(tmp_path, fake_llm):
+    reports = grading.grade_folder(REPO_ROOT / "exercises", tmp_path / "g.csv", jobs=2, cell_timeout=120,
+                                   progress=False)
+    assert reports, "no exercise notebooks found"
+    for rep in reports:
+        assert rep.notes == [], rep.notes
+        assert {r.status for r in rep.results} == {"not-attempted"} and rep.points == 0
+        nb = nbformat.read(rep.submission.path, as_version=4)
+        check_cells = {i for i, c in enumerate(nb.cells) if ".check()" in c.source or ".progress()" in c.source}
+        assert check_cells and not check_cells & {e["cell"] for e in rep.cell_errors}, "a check cell raised"
+        placeholders = {i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", [])}
+        assert placeholders <= {e["cell"] for e in rep.cell_errors} | {
+            i for i in placeholders if "def " in nb.cells[i].source}
+
+
+def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
+    out = tmp_path / "grades.csv"
+    grading.grade_folder(CORPUS, out, exercise="01", jobs=2, cell_timeout=10, progress=False)
+    got = {(r["student"], r["question"]): (r["points"], r["status"]) for r in rows(out)}
+    reason = {(r["student"], r["question"]): r["reason"] for r in rows(out)}
+
+    def ok(**changes: tuple[str, str]) -> dict[str, tuple[str, str]]:
+        return {q: changes.get(q, (p, "correct")) for q, p in FULL.items()}
+
+    def all_(status: str) -> dict[str, tuple[str, str]]:
+        return {q: ("0", status) for q in FULL}
+
+    na = ("0", "not-attempted")
+    expected = {
+        "good": ok(),
+        "exception": ok(q3=na, q5=na),
+        "loop": ok(q4=na, q5=na),
+        "deleted": ok(q3=na, q5=na),
+        "reordered": ok(q5=na),
+        "partial": ok(q2=("1.2", "partial"), q5=("0", "incorrect")),
+        "tampered": all_("incorrect"),
+        "crash": all_("error"),
+        "malformed": all_("error"),
+        "empty": all_("error"),
+        "not_a_notebook": all_("error"),
+        "untouched": all_("not-attempted"),
+    }
+    assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
+    assert "cell 13 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
+        "exception", "q3"]
+    assert "raised Timeout: the cell ran longer than 10 s" in reason["loop", "q4"]
+    assert "no cell of the notebook defines it (was that cell deleted?)" in reason["deleted", "q3"]
+    assert "name 'comparison' is not defined" in reason["reordered", "q5"]
+    assert "a response pattern of at least 3 steps" in reason["partial", "q2"]
+    assert "missing 'traits'" in reason["tampered", "q1"]  # despite the fake "Correct" and the patched checks
+    assert "kernel died while running cell 14 (`import os`)" in reason["crash", "q1"]
+    assert "not valid JSON" in reason["malformed", "q1"] and "the file is empty" in reason["empty", "q1"]
+    assert "not a Jupyter notebook" in reason["not_a_notebook", "q1"]
+    feedback = (tmp_path / "grades_feedback" / "loop.md").read_text()
+    assert "**Total: 7 / 11 points**" in feedback and "Timeout" in feedback
+
+
+def test_cli_writes_gradebook_and_feedback(tmp_path, fake_llm):
+    from personalab.cli import main
+
+    subs = tmp_path / "subs"
+    (subs / "alice").mkdir(parents=True)
+    (subs / "alice" / "01_system_prompt_persona.ipynb").write_text((CORPUS / "partial.ipynb").read_text())
+    (subs / "bob.ipynb").write_text("")
+    assert main(["grade", str(subs), "--out", str(tmp_path / "g.csv"), "--exercise", "01", "--jobs", "2"]) == 0
+    table = rows(tmp_path / "g.csv")
+    assert [(r["student"], r["question"]) for r in table] == [("alice", q) for q in FULL] + [("bob", q) for q in FULL]
+    assert table[0]["notebook"] == "alice/01_system_prompt_persona.ipynb"
+    assert sorted(p.name for p in (tmp_path / "g_feedback").iterdir()) == ["alice.md", "bob.md"]
+
+
+@pytest.mark.server
+def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
+    reports = grading.grade_folder(REPO_ROOT / "solutions", tmp_path / "g.csv", jobs=1, progress=False)
+    for rep in reports:
+        bad = [r for r in rep.results if r.status != "correct"]
+        assert not bad, f"{rep.submission.path.name}: {bad}"
