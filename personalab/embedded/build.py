@@ -20,7 +20,7 @@ from ..config import models_dir
 from ..io import atomic_write_json
 
 #: Bump when the corpus, tokenizer or training recipe changes: ``ensure_built`` rebuilds older models.
-BUILDER_VERSION = "embedded-v1.0"
+BUILDER_VERSION = "embedded-v2.0"
 EMBEDDED_DIR_NAME = "embedded-v1"
 DEFAULT_STEPS = 420
 INFO_FILE = "build_info.json"
