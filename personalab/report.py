@@ -1,0 +1,595 @@
+"""The article's seven-dimension comparison matrix, filled with what *you* measured in lessons 01-06.
+
+Every cell is built from a saved result (``personalab.results``) and names the model and hardware it came
+from. A result that is missing gives a "run lesson NN first" cell, a number no lesson recorded gives "not
+measured", and a result that cannot be read gives a cell saying so: the report never crashes and never
+makes a number up. Beside each row stand the article's figures, quoted as the article's (most of them it
+calls illustrative)::
+
+    rep = report.build()          # from personalab.results.load_all()
+    rep                           # a table in the notebook
+    rep.write("build")            # build/report.md and build/report.html (atomic writes)
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_text
+
+Records = Mapping[str, Mapping[str, Any]]
+
+#: What each lesson saves that the report reads (``lesson/name``).
+SOURCES = {
+    "01/steering": "marker rates with and without the prompt",
+    "02/tokens": "the persona's token count",
+    "02/costs": "monthly cost at a volume, from the cost model",
+    "02/latency": "time to first token against prompt length",
+    "03/dataset": "the fine-tuning dataset and its training-cost estimate",
+    "04/training": "the fine-tuning run: time, memory, marker rates",
+    "05/drift": "adherence over long conversations",
+    "05/injection": "the injection suite",
+    "06/change": "time to change a prompted persona",
+    "06/hybrid": "the fine-tuned model with department overlays",
+}
+
+#: The article's figures, quoted (system prompt, fine-tuning). Its own label in brackets.
+ARTICLE: dict[str, tuple[str, str]] = {
+    "setup cost": ("minutes to write the prompt; about 1 hour to a first working persona",
+                   "hours (data + training); 10-30 hours to a first working persona"),
+    "latency": ("slightly higher: a 300-500-token prompt adds 100-200 ms (approximate, varies by model and "
+                "provider)", "optimal: no prompt overhead"),
+    "consistency": ("90% / 60% / 40% consistent in short / long conversations / edge cases (illustrative)",
+                    "95% / 95% / 85% (illustrative)"),
+    "robustness": ("vulnerable to jailbreaking", "resistant to manipulation"),
+    "flexibility": ("changes instantly", "requires retraining: new data 1-2 h, training 1-2 h, evaluation 1 h, "
+                    "deployment 30 min"),
+    "token cost": ("higher (the prompt on every request); worked example: $101.25/month at 500,000 requests "
+                   "(500-token prompt, gpt-4o-mini)", "lower per request without the prompt, but at 2x fine-tuned "
+                   "prices the worked example is $127.50/month, plus $10-50 training"),
+    "expertise": ("prompt engineering", "ML operations"),
+}
+DIMENSIONS = tuple(ARTICLE)
+COLUMNS = ("system prompt", "fine-tuning", "hybrid")
+
+
+# --------------------------------------------------------------------------------------------- cells
+@dataclass(frozen=True)
+class Cell:
+    """One entry of the matrix: ``text``, where it came from, and its ``status``.
+
+    status: ``measured`` (a saved result), ``derived`` (computed from saved results, e.g. by the cost model),
+    ``by design`` (true by construction), ``qualitative``, ``not measured`` or ``missing`` (run a lesson).
+    """
+
+    text: str
+    origin: str = ""
+    status: str = "measured"
+    needs: str = ""  # the lesson to run first, for a missing cell
+
+    @property
+    def available(self) -> bool:
+        return self.status not in ("missing", "not measured", "unreadable")
+
+
+def missing(lesson_key: str) -> Cell:
+    lesson = lesson_key.split("/")[0]
+    return Cell(f"run lesson {lesson} first (no saved result '{lesson_key}')", status="missing", needs=lesson)
+
+
+def not_measured(why: str) -> Cell:
+    return Cell(f"not measured: {why}", status="not measured")
+
+
+@dataclass(frozen=True)
+class Row:
+    dimension: str
+    cells: dict[str, Cell]
+    article: tuple[str, str]
+
+
+@dataclass
+class Report:
+    """The filled matrix, plus the list of results it read and what was missing."""
+
+    rows: list[Row]
+    used: dict[str, str] = field(default_factory=dict)  # lesson/name -> "model · hardware · saved_at"
+    generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    framework: list[dict[str, str]] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def missing_lessons(self) -> list[str]:
+        return sorted({c.needs for r in self.rows for c in r.cells.values() if c.needs})
+
+    def cell(self, dimension: str, column: str) -> Cell:
+        return next(r for r in self.rows if r.dimension == dimension).cells[column]
+
+    # ---- rendering
+    def to_markdown(self) -> str:
+        lines = ["# Persona Lab: system prompt vs fine-tuning, measured", "",
+                 f"Generated {self.generated_at} from the results saved by the lessons. Each cell names the model "
+                 "and hardware it was measured on; the article's figures are quoted for comparison (the article "
+                 "calls most of them illustrative).", ""]
+        head = ["dimension", *COLUMNS, "article: system prompt", "article: fine-tuning"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.rows:
+            cells = [_md(_cell_text(r.cells[c])) for c in COLUMNS]
+            lines.append("| " + " | ".join([f"**{r.dimension}**", *cells, _md(r.article[0]), _md(r.article[1])]) + " |")
+        lines += ["", "Status of a cell: measured (a saved result), derived (computed from saved results), "
+                  "by design, qualitative, not measured, or missing (run that lesson).", ""]
+        if self.missing_lessons:
+            lines += [f"Missing: run lesson(s) {', '.join(self.missing_lessons)} to fill the empty cells.", ""]
+        if self.evidence or self.framework:
+            lines += ["## The decision framework on your numbers", ""]
+            lines += [f"- {e}" for e in self.evidence] or ["- nothing measured yet: the article's thresholds apply"]
+            lines += ["", "| scenario | article | framework | why |", "|---|---|---|---|"]
+            lines += [f"| {_md(f['scenario'])} | {f['article']} | {f['framework']} | {_md(f['why'])} |"
+                      for f in self.framework]
+            lines.append("")
+        lines += ["## Sources", ""]
+        lines += [f"- `{k}`: {_md(v)}" for k, v in self.used.items()] or ["- no saved results yet"]
+        return "\n".join(lines) + "\n"
+
+    def _table_html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in ("dimension", *COLUMNS, "the article's figures"))
+        body = []
+        for r in self.rows:
+            tds = "".join(_cell_html(r.cells[c]) for c in COLUMNS)
+            art = (f"<td style='color:#666'><i>prompt:</i> {html.escape(r.article[0])}<br>"
+                   f"<i>fine-tuned:</i> {html.escape(r.article[1])}</td>")
+            body.append(f"<tr><th style='text-align:left'>{html.escape(r.dimension)}</th>{tds}{art}</tr>")
+        return (f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
+                "<p style='font-size:85%'>Grey cells: not measured or missing (run that lesson). "
+                "Every figure names the model and hardware it came from.</p>")
+
+    def _repr_html_(self) -> str:
+        return self._table_html()
+
+    def to_html(self) -> str:
+        parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Persona Lab report</title>",
+                 "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto}td,th{border:1px solid #ccc;"
+                 "padding:6px;vertical-align:top}</style></head><body>",
+                 "<h1>Persona Lab: system prompt vs fine-tuning, measured</h1>",
+                 f"<p>Generated {html.escape(self.generated_at)} from the results saved by the lessons.</p>",
+                 self._table_html()]
+        if self.evidence or self.framework:
+            parts.append("<h2>The decision framework on your numbers</h2><ul>")
+            parts += [f"<li>{html.escape(e)}</li>" for e in self.evidence] or [
+                "<li>nothing measured yet: the article's thresholds apply</li>"]
+            parts.append("</ul><table><tr><th>scenario</th><th>article</th><th>framework</th><th>why</th></tr>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(f[k])}</td>" for k in ("scenario", "article", "framework",
+                                                                              "why")) + "</tr>"
+                      for f in self.framework]
+            parts.append("</table>")
+        parts.append("<h2>Sources</h2><ul>")
+        parts += [f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in self.used.items()] or [
+            "<li>no saved results yet</li>"]
+        parts.append("</ul></body></html>\n")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
+        """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically); returns both paths."""
+        out = Path(out_dir)
+        return atomic_write_text(out / "report.md", self.to_markdown()), atomic_write_text(
+            out / "report.html", self.to_html())
+
+
+def _cell_text(c: Cell) -> str:
+    origin = f" [{c.origin}]" if c.origin else ""
+    tag = "" if c.status in ("measured", "missing", "not measured") else f" ({c.status})"
+    return f"{c.text}{tag}{origin}"
+
+
+def _cell_html(c: Cell) -> str:
+    style = "" if c.available else " style='color:#888;background:#f4f4f4'"
+    origin = f"<br><small style='color:#666'>{html.escape(c.origin)}</small>" if c.origin else ""
+    tag = "" if c.status in ("measured", "missing", "not measured") else f" <small>({html.escape(c.status)})</small>"
+    return f"<td{style}>{html.escape(c.text)}{tag}{origin}</td>"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+# --------------------------------------------------------------------------------------------- reading
+def _data(records: Records, key: str) -> dict[str, Any] | None:
+    rec = records.get(key)
+    return dict(rec.get("data") or {}) if isinstance(rec, Mapping) else None
+
+
+def _model_name(model: Any) -> str:
+    text = str(model or "?")
+    return Path(text).name if "/" in text and not text.startswith(("ft:", "http")) else text
+
+
+def origin(records: Records, key: str, model: Any = None) -> str:
+    """'model · hardware (lesson NN)' of a saved result."""
+    rec = records.get(key) or {}
+    parts = [_model_name(model if model is not None else rec.get("model")), str(rec.get("hardware") or "?")]
+    return " · ".join(parts) + f" (lesson {key.split('/')[0]})"
+
+
+def _pct(x: Any) -> str:
+    return "?" if x is None else f"{float(x):.0%}"
+
+
+def _seconds(s: Any) -> str:
+    from .decision import _duration
+
+    return "?" if s is None else _duration(float(s))
+
+
+def _est(d: Mapping[str, Any] | None) -> str:
+    """'62% [40%, 80%] (n=21)' from an Estimate dict."""
+    if not d or not d.get("n"):
+        return "n/a"
+    return f"{d['value']:.0%} [{d['low']:.0%}, {d['high']:.0%}] (n={d['n']})"
+
+
+def _target(names: Any, prefix: str) -> str | None:
+    return next((n for n in (names or []) if str(n) == prefix or str(n).startswith(prefix + " (")), None)
+
+
+# --------------------------------------------------------------------------------------------- rows
+def _setup(r: Records) -> dict[str, Cell]:
+    sp = not_measured("no lesson times writing a prompt (lesson 01 hands you a finished spec)")
+    ds = _data(r, "03/dataset")
+    tr = _data(r, "04/training")
+    if tr is None:
+        ft = missing("04/training")
+    else:
+        build = None if ds is None else ds.get("build_s", ds.get("seconds"))
+        data_part = (f"dataset: {_seconds(build)}" if build is not None else
+                     "dataset building: not measured")
+        cost = ""
+        if ds is not None and ds.get("openai_training_cost_usd") is not None:
+            cost = f"; OpenAI training would cost ${float(ds['openai_training_cost_usd']):.2f} for this dataset (03)"
+        ft = Cell(f"training run {_seconds(tr.get('wall_s'))} (setup {_seconds(tr.get('setup_s'))}, training "
+                  f"{_seconds(tr.get('train_s'))}, {tr.get('steps')} steps, {tr.get('backend')}); {data_part}{cost}",
+                  origin(r, "04/training", tr.get("base_model")) + f" on {tr.get('device') or '?'}")
+    hy = Cell("the fine-tuning run plus writing the overlays", status="by design") if tr else missing("04/training")
+    return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+def _persona_tokens(r: Records) -> tuple[float | None, str]:
+    tok = _data(r, "02/tokens") or {}
+    if tok.get("backend_persona_added_tokens") is not None:
+        return float(tok["backend_persona_added_tokens"]), "on the served model"
+    if tok.get("persona_added_tokens") is not None:
+        return float(tok["persona_added_tokens"]), f"counted for {tok.get('model', 'gpt-4o-mini')}"
+    return None, ""
+
+
+def _latency(r: Records) -> dict[str, Cell]:
+    lat = _data(r, "02/latency")
+    if lat is None:
+        return {c: missing("02/latency") for c in COLUMNS}
+    slope = lat.get("ms_per_100_prompt_tokens")
+    where = origin(r, "02/latency", lat.get("model"))
+    if slope is None:
+        sp = not_measured("lesson 02 could not fit TTFT against prompt length (too few sizes)")
+        return {"system prompt": sp, "fine-tuning": sp, "hybrid": sp}
+    rows = lat.get("rows") or []
+    base = next((x.get("ttft_ms") for x in rows if x.get("system_prompt_tokens") == 0), None)
+    base_txt = f"; {base:.1f} ms to first token with no prompt" if base is not None else ""
+    n, how = _persona_tokens(r)
+    if n is None:
+        sp = Cell(f"+{slope:.2f} ms per 100 prompt tokens (the persona's size: run lesson 02's token cells)", where)
+    else:
+        sp = Cell(f"+{slope * n / 100:.1f} ms to first token for the persona's {n:g} tokens ({how}; fit "
+                  f"+{slope:.2f} ms per 100 prompt tokens){base_txt}", where, "derived")
+    ft = Cell(f"+0 ms: no persona tokens to process{base_txt}", where, "by design")
+    hyb = _data(r, "06/hybrid") or {}
+    ov_tokens = hyb.get("overlay_tokens") or {}
+    if ov_tokens:
+        lo, hi = min(ov_tokens.values()), max(ov_tokens.values())
+        hy = Cell(f"+{slope * lo / 100:.1f} to +{slope * hi / 100:.1f} ms for overlays of {lo}-{hi} tokens", where,
+                  "derived")
+    else:
+        hy = missing("06/hybrid")
+    return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+def _drift_text(summary: Mapping[str, Any]) -> str:
+    early = (summary.get("early_mean_score") or {}).get("value")
+    late = (summary.get("late_mean_score") or {}).get("value")
+    probe = summary.get("probe_on_persona_rate")
+    text = f"adherence {early:.2f} in turns 1-5, {late:.2f} in the last 5; probes on persona {_est(probe)}"
+    lost = summary.get("system_prompt_lost_share")
+    if lost:
+        text += f"; {lost:.0%} of replies after the prompt was cut from the context"
+    return text
+
+
+def _consistency(r: Records) -> dict[str, Cell]:
+    drift = _data(r, "05/drift")
+    steer = _data(r, "01/steering")
+    tr = _data(r, "04/training")
+    out: dict[str, Cell] = {}
+    scorer = None if drift is None else drift.get("scorer")
+    summ = {} if drift is None else (drift.get("summary") or {}).get(scorer, {})
+    for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
+        parts, origins = [], []
+        if drift is None:
+            parts.append("long conversations: run lesson 05 first (no saved result '05/drift')")
+        else:
+            name = _target(summ.keys(), prefix)
+            if name is None:
+                parts.append(f"long conversations: no '{prefix}' target in lesson 05's results")
+            else:
+                parts.append(f"{_drift_text(summ[name])} ({scorer} scorer, {summ[name].get('conversations')} "
+                             f"conversation(s))")
+                origins.append(origin(r, "05/drift"))
+        if col == "system prompt" and steer is not None:
+            rates = steer.get("marker_rates") or {}
+            with_prompt = next((v for k, v in rates.items() if "prompt" in k and not k.startswith("no ")), None)
+            if with_prompt is not None:
+                parts.append(f"single replies with a persona marker: {_pct(with_prompt)} of {steer.get('n_requests')}")
+                origins.append(origin(r, "01/steering"))
+        if col == "fine-tuning" and tr is not None and tr.get("marker_rate_after") is not None:
+            parts.append(f"single replies with a marker, no prompt: {_pct(tr['marker_rate_after'])} of "
+                         f"{tr.get('heldout_requests')} (before training {_pct(tr.get('marker_rate_before'))})")
+            origins.append(origin(r, "04/training", tr.get("base_model")))
+        if not origins:
+            out[col] = missing("05/drift")
+        else:
+            out[col] = Cell("; ".join(parts), "; ".join(origins), needs="05" if drift is None else "")
+    hyb = _data(r, "06/hybrid")
+    if hyb and hyb.get("rows"):
+        vals = [x.get("late_mean_score") for x in hyb["rows"] if x.get("overlay") and x.get("late_mean_score") is not None]
+        if vals:
+            extra = (f"department overlays (06): adherence in the last turns {min(vals):.2f}-{max(vals):.2f} over "
+                     f"{len(vals)} overlays")
+            c = out["hybrid"]
+            text = extra if c.status == "missing" else f"{c.text}; {extra}"
+            out["hybrid"] = Cell(text, "; ".join(x for x in (c.origin, origin(r, "06/hybrid")) if x))
+    return out
+
+
+def _robustness(r: Records) -> dict[str, Cell]:
+    inj = _data(r, "05/injection")
+    if inj is None:
+        return {c: missing("05/injection") for c in COLUMNS}
+    summ = inj.get("summary") or {}
+    where = origin(r, "05/injection")
+    out = {}
+    for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
+        name = _target(summ.keys(), prefix)
+        if name is None:
+            out[col] = Cell(f"no '{prefix}' target in lesson 05's results", status="not measured")
+            continue
+        a = summ[name].get("all") or {}
+        leak = a.get("leak")
+        leak_txt = f"system prompt leaked (canary) {_est(leak)}" if leak else "nothing to leak (no system prompt)"
+        out[col] = Cell(f"persona held {_est(a.get('held'))}; attacks succeeded {_est(a.get('success'))}; {leak_txt}",
+                        where)
+    return out
+
+
+def _flexibility(r: Records) -> dict[str, Cell]:
+    ch = _data(r, "06/change")
+    tr = _data(r, "04/training")
+    if ch is None:
+        sp = missing("06/change")
+    else:
+        sp = Cell(f"{_seconds(ch.get('total_s'))}: edit + re-render {_seconds(ch.get('render_s'))}, one request "
+                  f"{_seconds(ch.get('request_s'))}; live on the next request", origin(r, "06/change"))
+    if tr is None:
+        ft = missing("04/training")
+    else:
+        ft = Cell(f"a retraining run: {_seconds(tr.get('wall_s'))} (training only; new data, evaluation and "
+                  "redeployment not measured)", origin(r, "04/training", tr.get("base_model")))
+    if ch is None and tr is None:
+        hy = missing("06/change")
+    else:
+        hy = Cell("overlay edit: like a prompt edit" + (f" ({_seconds(ch.get('total_s'))})" if ch else "") +
+                  "; the core persona: a retraining run" + (f" ({_seconds(tr.get('wall_s'))})" if tr else ""),
+                  status="derived")
+    return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+def cost_comparison(r: Records, finetuned_prompt_tokens: float = 0) -> Any:
+    """lesson 02's scenario priced with the cost model (training cost from lesson 03 when saved), or None."""
+    from . import costs
+
+    c = _data(r, "02/costs")
+    if c is None:
+        return None
+    ds = _data(r, "03/dataset") or {}
+    training = ds.get("openai_training_cost_usd")
+    scenario = costs.Scenario(model=c.get("model", "gpt-4o-mini"), requests_per_month=c["requests_per_month"],
+                              persona_tokens=c["persona_tokens"], user_tokens=c["user_tokens"],
+                              response_tokens=c["response_tokens"], finetuned_prompt_tokens=finetuned_prompt_tokens,
+                              training_cost=float(training) if training is not None else None)
+    return costs.compare(scenario)
+
+
+def _token_cost(r: Records) -> dict[str, Cell]:
+    from .costs import fmt_usd, fmt_volume
+
+    comp = cost_comparison(r)
+    if comp is None:
+        return {c: missing("02/costs") for c in COLUMNS}
+    c = _data(r, "02/costs") or {}
+    s = comp.scenario
+    where = f"cost model, {s.model} prices of {c.get('price_date', '?')} (lesson 02)"
+    rows = {row["plan"]: row for row in comp.rows()}
+    sp_row, ft_row = rows["system prompt"], rows["fine-tuned (API)"]
+    sp = Cell(f"${fmt_usd(sp_row['running_monthly_usd'])}/month at {fmt_volume(s.requests_per_month)} requests "
+              f"(${fmt_usd(sp_row['per_request_usd'])} per request, {s.persona_tokens:g}-token persona)", where,
+              "derived")
+    one_time = (f" + ${fmt_usd(ft_row['one_time_usd'])} training (lesson 03's dataset)" if s.training_cost is not None
+                else " (training cost: run lesson 03)")
+    ft = Cell(f"${fmt_usd(ft_row['running_monthly_usd'])}/month{one_time}; break-even: {comp.break_evens[0].reason}",
+              where, "derived")
+    hyb = _data(r, "06/hybrid") or {}
+    ov = hyb.get("overlay_tokens_billed") or {}
+    if ov:
+        name, n = max(ov.items(), key=lambda kv: kv[1])
+        hcomp = cost_comparison(r, finetuned_prompt_tokens=float(n))
+        hrow = {row["plan"]: row for row in hcomp.rows()}["fine-tuned (API)"]
+        hy = Cell(f"${fmt_usd(hrow['running_monthly_usd'])}/month with the longest overlay ({name}, {n:g} billed "
+                  "tokens per request)", where + "; overlay tokens (lesson 06)", "derived")
+    else:
+        hy = missing("06/hybrid")
+    return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+def _expertise(r: Records) -> dict[str, Cell]:
+    tr = _data(r, "04/training")
+    sp = Cell("the course's path: a YAML spec rendered to a prompt, called with the openai client (lesson 01)",
+              status="qualitative")
+    if tr is None:
+        ft = missing("04/training")
+    else:
+        ft = Cell(f"the course's path: a validated dataset (lesson 03), LoRA settings and a {tr.get('backend')} training "
+                  f"run on {tr.get('device') or '?'}, merging and serving the model (lesson 04), an evaluation suite "
+                  "(lesson 05)", status="qualitative")
+    hy = Cell("both: the fine-tuning pipeline plus prompt overlays", status="qualitative")
+    return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+BUILDERS: dict[str, tuple[Callable[[Records], dict[str, Cell]], tuple[str, ...]]] = {
+    "setup cost": (_setup, ("03/dataset", "04/training")),
+    "latency": (_latency, ("02/latency", "02/tokens", "06/hybrid")),
+    "consistency": (_consistency, ("05/drift", "01/steering", "04/training", "06/hybrid")),
+    "robustness": (_robustness, ("05/injection",)),
+    "flexibility": (_flexibility, ("06/change", "04/training")),
+    "token cost": (_token_cost, ("02/costs", "03/dataset", "06/hybrid")),
+    "expertise": (_expertise, ("04/training",)),
+}
+
+
+def _safe(dimension: str, records: Records) -> dict[str, Cell]:
+    fn, keys = BUILDERS[dimension]
+    try:
+        cells = fn(records)
+    except Exception as exc:  # noqa: BLE001 - a saved result from another version must not break the report
+        present = [k for k in keys if k in records]
+        lessons = ", ".join(sorted({k.split("/")[0] for k in present})) or "?"
+        why = f"could not read the saved result(s) {', '.join(present) or keys}: {type(exc).__name__}: {exc}"
+        cells = {c: Cell(f"{why} (re-run lesson {lessons})", status="unreadable") for c in COLUMNS}
+    return {c: cells.get(c, not_measured("no figure for this column")) for c in COLUMNS}
+
+
+def build(records: Records | None = None, *, framework: bool = True) -> Report:
+    """The filled matrix from ``records`` (default: every saved result, ``personalab.results.load_all()``)."""
+    if records is None:
+        from . import results
+
+        records = results.load_all()
+    rows = [Row(d, _safe(d, records), ARTICLE[d]) for d in DIMENSIONS]
+    used = {}
+    for key in sorted(records):
+        rec = records[key]
+        if isinstance(rec, Mapping):
+            used[key] = (f"{SOURCES.get(key, 'saved result')}: {_model_name(rec.get('model'))} · "
+                         f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
+    rep = Report(rows, used)
+    if framework:
+        from .decision import quick_reference
+
+        ev = evidence(records)
+        rep.evidence = ev.describe()
+        rep.framework = quick_reference(ev if rep.evidence else None)
+    return rep
+
+
+# --------------------------------------------------------------------------------------------- evidence
+def evidence(records: Records | None = None) -> Any:
+    """:class:`personalab.decision.Evidence` from saved results; what is missing or unreadable is left out."""
+    from .decision import Evidence
+
+    if records is None:
+        from . import results
+
+        records = results.load_all()
+    kw: dict[str, Any] = {}
+    try:
+        comp = cost_comparison(records)
+        if comp is not None:
+            be = comp.break_evens[0]
+            c = _data(records, "02/costs") or {}
+            src = (f"lesson 02: {comp.scenario.model}, {comp.scenario.persona_tokens:g}-token persona, prices of "
+                   f"{c.get('price_date', '?')}")
+            if comp.scenario.training_cost is None:
+                src += ", no training cost (run lesson 03)"
+            kw.update(break_even_never=be.never, break_even_requests=be.volume, cost_source=src)
+    except Exception:  # noqa: BLE001
+        pass
+    for key, field_, pick in (("05/injection", "injection_held", _held), ("05/drift", "drift_late_score", _late)):
+        try:
+            pair = pick(_data(records, key))
+            if pair:
+                kw[field_] = pair
+                kw[field_.split("_")[0] + "_source"] = origin(records, key)
+        except Exception:  # noqa: BLE001
+            pass
+    tr = _data(records, "04/training")
+    if tr and isinstance(tr.get("wall_s"), (int, float)):
+        kw.update(retrain_s=float(tr["wall_s"]), retrain_source=origin(records, "04/training", tr.get("base_model")))
+    ch = _data(records, "06/change")
+    if ch and isinstance(ch.get("total_s"), (int, float)):
+        kw.update(prompt_change_s=float(ch["total_s"]), prompt_change_source=origin(records, "06/change"))
+    return Evidence(**kw)
+
+
+def _held(d: Mapping[str, Any] | None) -> dict[str, float] | None:
+    if not d:
+        return None
+    summ = d.get("summary") or {}
+    out = {}
+    for prefix in ("prompted", "fine-tuned"):
+        name = _target(summ.keys(), prefix)
+        held = ((summ.get(name) or {}).get("all") or {}).get("held") if name else None
+        if held and held.get("n"):
+            out[prefix] = float(held["value"])
+    return out if len(out) == 2 else None
+
+
+def _late(d: Mapping[str, Any] | None) -> dict[str, float] | None:
+    if not d:
+        return None
+    summ = (d.get("summary") or {}).get(d.get("scorer"), {})
+    out = {}
+    for prefix in ("prompted", "fine-tuned"):
+        name = _target(summ.keys(), prefix)
+        late = (summ.get(name) or {}).get("late_mean_score") if name else None
+        if late and late.get("n"):
+            out[prefix] = float(late["value"])
+    return out if len(out) == 2 else None
+
+
+# --------------------------------------------------------------------------------------------- measuring
+def measure_prompt_change(spec: Any = None, *, client: Any = None, model: str | None = None,
+                          user: str = "Add a task: send the invoice today.", new_phrase: str = "Onward and upward!",
+                          max_tokens: int = 32) -> dict[str, Any]:
+    """Time one persona change the system-prompt way: edit the spec, re-render it, send one request.
+
+    Returns seconds for the edit + render and for the request, the total, and the reply.
+    """
+    from . import backends
+    from .persona import taskmaster
+
+    spec = spec or taskmaster()
+    client = client or backends.client()
+    model = model or backends.default_model()
+    t0 = time.perf_counter()
+    edited = spec.model_copy(deep=True)
+    edited.vocabulary.use = [new_phrase, *edited.vocabulary.use]
+    prompt = edited.render()
+    t1 = time.perf_counter()
+    reply = backends.chat([{"role": "system", "content": prompt}, {"role": "user", "content": user}],
+                          model=model, client_=client, max_tokens=max_tokens)
+    t2 = time.perf_counter()
+    return {"render_s": t1 - t0, "request_s": t2 - t1, "total_s": t2 - t0, "reply": reply, "model": model,
+            "max_tokens": max_tokens}
