@@ -1,6 +1,8 @@
 """``personalab run-course``: execute the lessons headless, in order, on one shared server.
 
 Executed notebooks go to ``build/lessons/``; the run stops at the first failing cell and says which.
+Afterwards the comparison report (``personalab.report``) is written from the saved results to
+``build/report.md`` and ``build/report.html``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ class NotebookRun:
     error: str | None = None
 
 
-def lesson_paths(selected: list[str] | None = None) -> list[Path]:
-    paths = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+class Runs(list):
+    """The :class:`NotebookRun` s in order, plus where the report went (``report_paths``) or why it failed."""
+
+    report_paths: tuple[Path, ...] = ()
+    report_error: str | None = None
+
+
+def lesson_paths(selected: list[str] | None = None, lessons_dir: Path | None = None) -> list[Path]:
+    paths = sorted((lessons_dir or LESSONS_DIR).glob("[0-9][0-9]_*.ipynb"))
     if selected:
         paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
     return paths
@@ -75,12 +84,30 @@ def execute(path: Path, out_dir: Path, timeout: int = 600) -> NotebookRun:
     return NotebookRun(path, out, time.perf_counter() - start, error)
 
 
-def run_course(selected: list[str] | None = None, out_dir: Path | None = None) -> list[NotebookRun]:
-    """Run the lessons in order; stop at the first one with a failing cell."""
+def write_report(build_dir: Path | None = None) -> tuple[Path, ...]:
+    """The comparison report from every saved result, as ``report.md`` and ``report.html`` in ``build_dir``."""
+    from . import report
+
+    return report.build().write(build_dir or BUILD_DIR)
+
+
+def run_course(
+    selected: list[str] | None = None,
+    out_dir: Path | None = None,
+    *,
+    lessons_dir: Path | None = None,
+    report_dir: Path | None = None,
+    report: bool = True,
+) -> Runs:
+    """Run the lessons in order; stop at the first one with a failing cell; then write the report.
+
+    The report is written even when a lesson failed (its cells then say which lessons to run); a report
+    that cannot be written never hides the lessons' outcome (``Runs.report_error``).
+    """
     out_dir = out_dir or BUILD_DIR / "lessons"
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs: list[NotebookRun] = []
-    paths = lesson_paths(selected)
+    runs = Runs()
+    paths = lesson_paths(selected, lessons_dir)
     with shared_backend_env():
         for path in (bar := tqdm(paths, desc="lessons", unit="nb")):
             bar.set_postfix_str(path.name)
@@ -88,4 +115,9 @@ def run_course(selected: list[str] | None = None, out_dir: Path | None = None) -
             runs.append(run)
             if run.error:
                 break
+    if report:
+        try:
+            runs.report_paths = write_report(report_dir or out_dir.parent)
+        except Exception as exc:  # noqa: BLE001 - the lessons' result matters more than the report
+            runs.report_error = f"{type(exc).__name__}: {exc}"
     return runs

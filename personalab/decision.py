@@ -6,8 +6,10 @@ approach or none and says why; the recommendation follows from the votes:
 * prototyping → **system prompt** (measure first, decide later);
 * several personas on one model → **hybrid** (a fine-tuned core, one prompt overlay per persona), unless
   nothing at all favours fine-tuning, in which case a prompt per persona is enough;
-* otherwise the approach with more votes; a tie with votes on both sides → **hybrid** (fine-tune what is
-  stable, keep what changes in an overlay); no votes at all → **system prompt** (the cheaper default).
+* otherwise the approach with more votes. A tie with votes on both sides: **hybrid** when frequent changes
+  are among the votes for the prompt (fine-tune what is stable, keep what changes in an overlay), else
+  **fine-tuning** when a requirement (security, consistency, long conversations, latency) asks for it, else
+  the **system prompt**. No votes at all → **system prompt** (the cheaper, more flexible default).
 
 The thresholds default to the article's (<10K requests/month: system prompt; >100K: fine-tuning; weekly
 changes: system prompt; monthly or rarer: fine-tuning is acceptable). Where the learner measured something
@@ -45,6 +47,9 @@ FREQUENCIES: dict[str, float] = {
 }
 
 #: The factors :func:`recommend` reports, in order (the four key questions of the article come first).
+#: Factors that are requirements (quality, safety) rather than cost or convenience: they break a tie.
+REQUIREMENTS = ("security", "consistency", "conversations", "latency")
+
 FACTORS = ("volume", "stability", "security", "consistency", "personas", "prototyping", "expertise",
            "conversations", "latency")
 
@@ -251,19 +256,19 @@ def _stability_factor(per_month: float, label: str, t: Thresholds, ev: Evidence 
 
 
 def _gap_factor(name: str, on: bool, ev_pair: Mapping[str, float] | None, source: str, t: Thresholds,
-                yes_text: str, no_text: str, what: str) -> Factor:
+                yes_text: str, no_text: str, what: str, pct: bool = False) -> Factor:
     if not on:
         return Factor(name, None, no_text)
     if ev_pair and "prompted" in ev_pair and "fine-tuned" in ev_pair:
         p, f = ev_pair["prompted"], ev_pair["fine-tuned"]
+        fmt = "{:.0%}" if pct else "{:.2f}"
+        vs = f"fine-tuned {fmt.format(f)} vs prompted {fmt.format(p)}"
         gap = f - p
         if gap >= t.min_gap:
-            return Factor(name, FINE_TUNING, f"{yes_text}; measured {what}: fine-tuned {f:.2f} vs prompted {p:.2f} "
-                          f"({source})", True)
+            return Factor(name, FINE_TUNING, f"{yes_text}; measured {what}: {vs} ({source})", True)
         verdict = "worse" if gap <= -t.min_gap else "no clearly better"
         return Factor(name, None, f"{yes_text}, but your measurement shows the fine-tuned model {verdict} "
-                      f"({what}: fine-tuned {f:.2f} vs prompted {p:.2f}, {source}): fine-tuning alone is no fix here",
-                      True)
+                      f"({what}: {vs}, {source}): fine-tuning alone is no fix here", True)
     return Factor(name, FINE_TUNING, yes_text)
 
 
@@ -306,7 +311,7 @@ def recommend(
         _gap_factor("security", public_facing, ev.injection_held if ev else None, ev.injection_source if ev else "",
                     t, "public-facing: strangers will try to override the persona, and instructions can be "
                     "countermanded while weights cannot", "an internal tool: jailbreaking is not a real threat, "
-                    "a system prompt is acceptable", "persona held under attack"),
+                    "a system prompt is acceptable", "persona held under attack", pct=True),
         _gap_factor("consistency", consistency_critical, ev.drift_late_score if ev else None,
                     ev.drift_source if ev else "", t, "brand-critical consistency: a prompted persona drifts over "
                     "long conversations, a trained one is the model's default", "consistency is nice-to-have: "
@@ -355,8 +360,15 @@ def recommend(
     if len(sp) > len(ft):
         return done(SYSTEM_PROMPT, f"{len(sp)} factor(s) favour the system prompt, {len(ft)} fine-tuning", sp)
     if ft:
-        return done(HYBRID, f"the factors pull both ways ({len(ft)} each): fine-tune what is stable, keep what "
-                    "changes in a prompt overlay", ft + sp)
+        if any(f.name == "stability" for f in sp):
+            return done(HYBRID, f"the factors pull both ways ({len(ft)} each) and the persona changes often: "
+                        "fine-tune what is stable, keep what changes in a prompt overlay", ft + sp)
+        needs = [f for f in ft if f.name in REQUIREMENTS]
+        if needs:
+            return done(FINE_TUNING, f"the factors pull both ways ({len(ft)} each); a requirement "
+                        f"({', '.join(f.name for f in needs)}) outweighs cost and convenience", ft)
+        return done(SYSTEM_PROMPT, f"the factors pull both ways ({len(ft)} each) and no requirement calls for "
+                    "fine-tuning: keep the cheaper, more flexible system prompt", sp)
     return done(SYSTEM_PROMPT, "nothing favours fine-tuning: start with a system prompt (minutes to set up, "
                 "instant to change) and measure", [])
 
@@ -383,8 +395,12 @@ def quick_reference(evidence: Evidence | None = None) -> list[dict[str, str]]:
     rows = []
     for scenario, (kwargs, article) in QUICK_REFERENCE.items():
         rec = recommend(**kwargs, evidence=evidence)
-        rows.append({"scenario": scenario, "article": article, "framework": rec.approach,
-                     "why": rec.reasons[1] if len(rec.reasons) > 1 else rec.reasons[0]})
+        deciding = [f for f in rec.factors if f.favours == rec.approach]
+        measured = [f for f in deciding if f.measured]
+        why = rec.reasons[0]
+        if measured or deciding:
+            why += f" — {(measured or deciding)[0].reason}"
+        rows.append({"scenario": scenario, "article": article, "framework": rec.approach, "why": why})
     return rows
 
 
@@ -402,3 +418,46 @@ def _duration(seconds: float) -> str:
 def _pair(pair: Mapping[str, float], pct: bool = True) -> str:
     fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
     return ", ".join(f"{k} {fmt(v)}" for k, v in pair.items())
+
+
+# --------------------------------------------------------------------------------------------- widget
+def explorer(evidence: Evidence | None = None, **initial: Any) -> Any:
+    """Controls for every input of :func:`recommend`; the recommendation and its reasons update live.
+
+    With ``evidence`` a checkbox switches between the article's thresholds and your measured numbers.
+    """
+    import ipywidgets as w
+
+    v = {"monthly_requests": 50_000, "persona_change_frequency": "monthly", "public_facing": False,
+         "consistency_critical": False, "personas": 1, **initial}
+    style = {"description_width": "180px"}
+    lay = w.Layout(width="480px")
+    controls = {
+        "monthly_requests": w.FloatLogSlider(value=v["monthly_requests"], base=10, min=2, max=8, step=0.05,
+                                             description="requests / month", readout_format=",.0f", style=style,
+                                             layout=lay),
+        "persona_change_frequency": w.Dropdown(options=list(FREQUENCIES), value=v["persona_change_frequency"],
+                                               description="persona changes", style=style),
+        "public_facing": w.Checkbox(value=v["public_facing"], description="public-facing (jailbreak risk)"),
+        "consistency_critical": w.Checkbox(value=v["consistency_critical"], description="brand-critical consistency"),
+        "personas": w.IntSlider(value=v["personas"], min=1, max=10, description="personas on one model",
+                                style=style, layout=lay),
+        "prototyping": w.Checkbox(value=False, description="prototyping"),
+        "ml_expertise": w.Checkbox(value=True, description="ML operations skills"),
+        "long_conversations": w.Checkbox(value=False, description="long conversations"),
+        "latency_critical": w.Checkbox(value=False, description="latency-critical"),
+    }
+    use_ev = w.Checkbox(value=evidence is not None and bool(evidence.describe()),
+                        description="use my measured numbers", disabled=evidence is None or not evidence.describe())
+    out = w.HTML()
+
+    def update(_: Any = None) -> None:
+        kwargs = {k: c.value for k, c in controls.items()}
+        rec = recommend(**kwargs, evidence=evidence if use_ev.value else None)
+        out.value = rec._repr_html_()
+
+    for c in [*controls.values(), use_ev]:
+        c.observe(update, names="value")
+    update()
+    return w.VBox([w.HBox([w.VBox(list(controls.values())[:5]), w.VBox([*list(controls.values())[5:], use_ev])]),
+                   out])

@@ -345,7 +345,7 @@ def _consistency(r: Records) -> dict[str, Cell]:
             out[col] = Cell("; ".join(parts), "; ".join(origins), needs="05" if drift is None else "")
     hyb = _data(r, "06/hybrid")
     if hyb and hyb.get("rows"):
-        vals = [x.get("late_mean_score") for x in hyb["rows"] if x.get("overlay") and x.get("late_mean_score") is not None]
+        vals = [x["late_mean_score"] for x in hyb["rows"] if x.get("overlay") and x.get("late_mean_score") is not None]
         if vals:
             extra = (f"department overlays (06): adherence in the last turns {min(vals):.2f}-{max(vals):.2f} over "
                      f"{len(vals)} overlays")
@@ -393,7 +393,7 @@ def _flexibility(r: Records) -> dict[str, Cell]:
     else:
         hy = Cell("overlay edit: like a prompt edit" + (f" ({_seconds(ch.get('total_s'))})" if ch else "") +
                   "; the core persona: a retraining run" + (f" ({_seconds(tr.get('wall_s'))})" if tr else ""),
-                  status="derived")
+                  "; ".join(x for x in (sp.origin, ft.origin) if x), "derived")
     return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
 
 
@@ -451,9 +451,9 @@ def _expertise(r: Records) -> dict[str, Cell]:
     if tr is None:
         ft = missing("04/training")
     else:
-        ft = Cell(f"the course's path: a validated dataset (lesson 03), LoRA settings and a {tr.get('backend')} training "
-                  f"run on {tr.get('device') or '?'}, merging and serving the model (lesson 04), an evaluation suite "
-                  "(lesson 05)", status="qualitative")
+        ft = Cell(f"the course's path: a validated dataset (lesson 03), LoRA settings and a {tr.get('backend')} "
+                  f"training run on {tr.get('device') or '?'}, merging and serving the model (lesson 04), an "
+                  "evaluation suite (lesson 05)", status="qualitative")
     hy = Cell("both: the fine-tuning pipeline plus prompt overlays", status="qualitative")
     return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
 
@@ -593,3 +593,64 @@ def measure_prompt_change(spec: Any = None, *, client: Any = None, model: str | 
     t2 = time.perf_counter()
     return {"render_s": t1 - t0, "request_s": t2 - t1, "total_s": t2 - t0, "reply": reply, "model": model,
             "max_tokens": max_tokens}
+
+
+# --------------------------------------------------------------------------------------------- plot
+ARTICLE_CONSISTENCY = {"system prompt": (0.90, 0.60, 0.40), "fine-tuning": (0.95, 0.95, 0.85)}
+
+
+def measured_consistency(records: Records) -> dict[str, tuple[float | None, float | None, float | None]]:
+    """Per approach: adherence in turns 1-5 and in the last 5 (05/drift), persona held under attack (05/injection)."""
+    drift = _data(records, "05/drift") or {}
+    summ = (drift.get("summary") or {}).get(drift.get("scorer"), {})
+    inj = (_data(records, "05/injection") or {}).get("summary") or {}
+    out = {}
+    for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
+        d = summ.get(_target(summ.keys(), prefix) or "", {})
+        a = (inj.get(_target(inj.keys(), prefix) or "", {}) or {}).get("all", {})
+
+        def val(est: Any) -> float | None:
+            return float(est["value"]) if est and est.get("n") else None
+
+        out[col] = (val(d.get("early_mean_score")), val(d.get("late_mean_score")), val(a.get("held")))
+    return out
+
+
+def plot_vs_article(records: Records | None = None) -> Any:
+    """Left: the article's illustrative consistency figures. Right: yours, from lesson 05 (or a note to run it)."""
+    import matplotlib.pyplot as plt
+
+    if records is None:
+        from . import results
+
+        records = results.load_all()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    width = 0.27
+    for i, (name, vals) in enumerate(ARTICLE_CONSISTENCY.items()):
+        left.bar([x + (i - 0.5) * width for x in range(3)], vals, width, label=name, color=f"C{i}")
+    left.set_xticks(range(3))
+    left.set_xticklabels(["short conversations", "long conversations", "edge cases"])
+    left.set_title("the article: % consistent (illustrative, not measured)", fontsize=10)
+    left.set_ylabel("share / score (0-1)")
+    left.legend(fontsize=8)
+    mine = measured_consistency(records)
+    any_value = False
+    for i, (name, vals) in enumerate(mine.items()):
+        xs = [x + (i - 1) * width for x in range(3) if vals[x] is not None]
+        ys = [v for v in vals if v is not None]
+        any_value |= bool(ys)
+        if ys:
+            right.bar(xs, ys, width, label=name, color=f"C{i}")
+    right.set_xticks(range(3))
+    right.set_xticklabels(["adherence, turns 1-5", "adherence, last 5 turns", "persona held under attack"])
+    where = origin(records, "05/drift") if "05/drift" in records else ""
+    right.set_title(f"yours (lesson 05){': ' + where if where else ''}", fontsize=9)
+    if any_value:
+        right.legend(fontsize=8)
+    else:
+        right.text(1, 0.5, "run lesson 05 first", ha="center", fontsize=12, color="grey")
+    for ax in (left, right):
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,170 @@
+# %% [markdown]
+# # Lesson 06 — The decision, with your own numbers
+#
+# The article compares the two approaches on seven dimensions — setup cost, latency, consistency,
+# robustness, flexibility, token cost and expertise — and ends with a decision framework. Its figures are
+# rules of thumb, and it calls the consistency percentages illustrative. You now have measurements of your
+# own from lessons 01–05. This lesson:
+#
+# 1. measures the last missing piece: how long a persona change takes when the persona is a prompt;
+# 2. builds the **hybrid** — the fine-tuned TaskMaster as the core, a short prompt overlay per department —
+#    and runs it through lesson 05's drift and injection harness;
+# 3. fills the comparison matrix with your numbers, next to the article's;
+# 4. runs the decision framework as code, first on the article's rules of thumb, then on your measurements;
+# 5. writes the report to `build/`.
+#
+# Every cell of the matrix says which model and hardware its number came from. Where a lesson has not been
+# run, the cell says so instead of showing a number.
+
+# %%
+from personalab import decision, report, results
+
+records = results.load_all()
+for key, what in report.SOURCES.items():
+    print(f"{'saved  ' if key in records else 'missing'}  {key:14} {what}")
+
+# %% [markdown]
+# ## 1. Changing a prompted persona
+#
+# The article says a system prompt "changes instantly" and a fine-tuned persona "requires retraining". The
+# retraining time is lesson 04's training run. The prompt side is timed here: edit the spec (a new
+# catchphrase), render it again, and send one request with the new prompt — from the edit to the first
+# reply in the new voice.
+
+# %% tags=["llm", "timing"]
+change = report.measure_prompt_change()
+print(f"edit + render: {change['render_s'] * 1000:.2f} ms, one request: {change['request_s'] * 1000:.0f} ms, "
+      f"total: {change['total_s']:.3f} s on {results.hardware()}")
+print("first reply with the new prompt:", change["reply"][:120])
+saved = results.save("06", "change", {k: v for k, v in change.items() if k != "reply"}, model=change["model"])
+
+# %% [markdown]
+# What to look for: the render takes a tiny fraction of the total; almost all of it is the one request.
+# Compare it, in the matrix below, with the retraining run.
+#
+# ## 2. The hybrid: a fine-tuned core with department overlays
+#
+# A company wants TaskMaster everywhere, but marketing talks about campaigns, engineering about sprints,
+# sales about leads, and at the end of a quarter everybody is in a hurry. Four prompted personas would each
+# carry the full persona prompt, and each could drift or be talked out of it. The hybrid keeps the persona
+# in the weights and puts only the *differences* in the system prompt: an overlay of a few lines.
+
+# %%
+from personalab import hybrid
+from personalab.persona import render_overlay
+
+overlays = hybrid.load_overlays()
+print(render_overlay(overlays[0]))
+
+# %% [markdown]
+# The request of the hybrid is the article's message array: the fine-tuned model, the overlay as the system
+# message, the user's message.
+#
+# ```python
+# client.chat.completions.create(model=finetuned_model, messages=[
+#     {"role": "system", "content": render_overlay(marketing)},
+#     {"role": "user", "content": user_message}])
+# ```
+#
+# The cell below runs the fine-tuned model without a prompt and with each overlay through lesson 05's drift
+# scripts and attack suite (the same settings, so the replies lesson 05 already produced come from the
+# cache). It adds one question lesson 05 did not ask: **does the overlay show?** — how often the replies
+# use the overlay's terms, next to how often the core model uses the same terms in the same conversations.
+# Lesson 04's fine-tuned model is needed; without it the cell says how to get it.
+
+# %% tags=["llm"]
+from personalab.errors import InputError
+
+try:
+    hyb = hybrid.evaluate_hybrid(overlays)
+except InputError as err:
+    hyb = None
+    print(err)
+hyb
+
+# %% tags=["plot"]
+if hyb is not None:
+    hyb.plot();
+
+# %%
+if hyb is not None:
+    print("saved", hyb.save())
+
+# %% [markdown]
+# What to look for: does any overlay cost adherence or robustness compared with the core? Does the
+# terminology bar rise above the core's mark — that is, does the overlay change what the model says? A very
+# small model often cannot follow an overlay it never saw in training; a larger one in Colab usually can.
+# An overlay is also a system prompt, so it can leak: the canary rate of the injection suite tells you.
+#
+# ## 3. The comparison matrix, filled with your numbers
+
+# %%
+records = results.load_all()
+matrix = report.build(records)
+matrix
+
+# %% [markdown]
+# Read it row by row against the article's column. Setup cost and flexibility: what a change costs on each
+# side. Latency: what the persona's tokens add to the time to first token on your backend. Consistency and
+# robustness: lesson 05's measurements with their confidence intervals. Token cost: lesson 02's cost model
+# on your persona's real size. The plot sets the article's illustrative consistency figures beside yours;
+# the scales differ (the article gives percentages, lesson 05 a mean score and a rate), so compare the
+# *shapes* — does the prompted persona fall from early to late turns, does the fine-tuned one hold?
+
+# %% tags=["plot"]
+report.plot_vs_article(records);
+
+# %% [markdown]
+# ## 4. The decision framework as code
+#
+# `decision.recommend` asks the article's questions — volume, stability, security, consistency, and whether
+# several personas share a model — and says which approach each answer favours. First the article's
+# TaskMaster case: moderate to high volume, a stable persona, public, consistency critical.
+
+# %%
+decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
+                   consistency_critical=True)
+
+# %% [markdown]
+# The thresholds above are the article's. With your measurements the framework replaces them: the
+# break-even volume from lesson 02's cost model (with lesson 03's training cost) decides the volume
+# question, and lesson 05's measured gaps decide whether "public-facing" and "brand-critical" really favour
+# the fine-tuned model on *your* model.
+
+# %%
+evidence = decision.Evidence.from_results(records)
+for line in evidence.describe() or ["nothing measured yet: the article's thresholds apply"]:
+    print("-", line)
+decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
+                   consistency_critical=True, evidence=evidence)
+
+# %% [markdown]
+# The article's quick-reference table, answered by the framework with your numbers. Where the two disagree,
+# the "why" column says which measurement overruled the rule of thumb.
+
+# %%
+from personalab.widgets import Table
+
+Table(decision.quick_reference(evidence), ["scenario", "article", "framework", "why"])
+
+# %% [markdown]
+# Try your own case: move the controls and read the reasons.
+
+# %% tags=["widget"]
+decision.explorer(evidence)
+
+# %% [markdown]
+# ## 5. The report
+#
+# The matrix, the framework on your numbers and the list of sources, as Markdown and HTML in `build/`
+# (`personalab run-course` writes the same files after running every lesson).
+
+# %%
+from personalab.course import BUILD_DIR
+
+for path in matrix.write(BUILD_DIR):
+    print("wrote", path)
+
+# %% [markdown]
+# **Done.** Exercise 06 is the article's approach analysis: two cases and one of your own, checked against
+# the framework.

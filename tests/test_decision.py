@@ -1,0 +1,209 @@
+"""personalab.decision: the framework on the article's scenarios, conflicts, measured evidence, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from personalab import decision as d
+from personalab.errors import InputError
+
+
+@pytest.mark.parametrize("scenario", list(d.QUICK_REFERENCE))
+def test_quick_reference_table_of_the_article(scenario):
+    kwargs, article = d.QUICK_REFERENCE[scenario]
+    assert d.recommend(**kwargs).approach == article
+
+
+def test_quick_reference_rows():
+    rows = d.quick_reference()
+    assert [r["scenario"] for r in rows] == list(d.QUICK_REFERENCE)
+    assert all(r["article"] == r["framework"] for r in rows)
+
+
+def test_neutral_case_defaults_to_the_system_prompt():
+    rec = d.recommend(**d.NEUTRAL)
+    assert rec.approach == d.SYSTEM_PROMPT
+    assert rec.votes() == {d.SYSTEM_PROMPT: 0, d.FINE_TUNING: 0}
+    assert "nothing favours fine-tuning" in rec.reasons[0]
+
+
+def test_the_articles_taskmaster_choice():
+    """Moderate-to-high volume, stable, public, consistency critical: the article chooses fine-tuning."""
+    rec = d.recommend(300_000, "quarterly", True, True)
+    assert rec.approach == d.FINE_TUNING
+    assert {f.name for f in rec.factors if f.favours == d.FINE_TUNING} == {"volume", "stability", "security",
+                                                                            "consistency"}
+    assert len(rec.reasons) == 5 and "4 factor(s) favour fine-tuning" in rec.reasons[0]
+    assert "300,000" in rec.factor("volume").reason
+
+
+@pytest.mark.parametrize(
+    ("volume", "favours"),
+    [(9_999, d.SYSTEM_PROMPT), (10_000, None), (100_000, None), (100_001, d.FINE_TUNING)],
+)
+def test_volume_thresholds_are_the_articles(volume, favours):
+    assert d.recommend(volume, "every two weeks", False, False).factor("volume").favours == favours
+
+
+@pytest.mark.parametrize(
+    ("freq", "favours"),
+    [("daily", d.SYSTEM_PROMPT), ("weekly", d.SYSTEM_PROMPT), (4.0, d.SYSTEM_PROMPT), ("every two weeks", None),
+     (2, None), ("monthly", d.FINE_TUNING), ("twice a year", d.FINE_TUNING), ("never", d.FINE_TUNING),
+     (0, d.FINE_TUNING)],
+)
+def test_stability(freq, favours):
+    assert d.recommend(50_000, freq, False, False).factor("stability").favours == favours
+
+
+def test_conflicting_factors_give_the_hybrid():
+    rec = d.recommend(50_000, "weekly", False, True)  # changes weekly, but brand-critical
+    assert rec.approach == d.HYBRID
+    assert any(r.startswith("the factors pull both ways") for r in rec.reasons)
+
+
+def test_majority_wins_and_reasons_name_what_was_against():
+    rec = d.recommend(500_000, "weekly", True, False)  # volume + security vs weekly changes
+    assert rec.approach == d.FINE_TUNING
+    assert any(r.startswith("against:") and "weekly" in r for r in rec.reasons)
+    rec = d.recommend(2_000, "weekly", True, False, ml_expertise=False)
+    assert rec.approach == d.SYSTEM_PROMPT
+    assert rec.votes() == {d.SYSTEM_PROMPT: 3, d.FINE_TUNING: 1}
+
+
+def test_multi_persona():
+    assert d.recommend(12_000, "weekly", False, True, personas=4).approach == d.HYBRID
+    # several personas, nothing for fine-tuning, something against it: one prompt per persona
+    rec = d.recommend(5_000, "weekly", False, False, personas=3)
+    assert rec.approach == d.SYSTEM_PROMPT and "one system prompt per persona" in rec.reasons[0]
+
+
+def test_prototyping_overrides_everything():
+    rec = d.recommend(1_000_000, "never", True, True, prototyping=True)
+    assert rec.approach == d.SYSTEM_PROMPT and "prototype" in rec.reasons[0]
+
+
+def test_other_article_checklist_items():
+    rec = d.recommend(50_000, "every two weeks", False, False, long_conversations=True, latency_critical=True)
+    assert rec.approach == d.FINE_TUNING
+    assert rec.factor("conversations").favours == rec.factor("latency").favours == d.FINE_TUNING
+
+
+def test_custom_thresholds():
+    t = d.Thresholds(low_volume=1_000, high_volume=20_000)
+    assert d.recommend(50_000, "every two weeks", False, False, thresholds=t).approach == d.FINE_TUNING
+
+
+# ------------------------------------------------------------------------------------------ evidence
+def test_measured_break_even_replaces_the_volume_thresholds():
+    ev = d.Evidence(break_even_requests=30_000, cost_source="lesson 02: test")
+    above = d.recommend(50_000, "every two weeks", False, False, evidence=ev).factor("volume")
+    below = d.recommend(20_000, "every two weeks", False, False, evidence=ev).factor("volume")
+    assert above.favours == d.FINE_TUNING and above.measured and "30,000" in above.reason
+    assert below.favours == d.SYSTEM_PROMPT and "lesson 02: test" in below.reason
+    never = d.Evidence(break_even_never=True, cost_source="x")
+    high = d.recommend(5_000_000, "every two weeks", False, False, evidence=never)
+    assert high.factor("volume").favours == d.SYSTEM_PROMPT and "never" in high.factor("volume").reason
+    assert high.approach == d.SYSTEM_PROMPT  # the article would say fine-tuning; the measurement says otherwise
+
+
+@pytest.mark.parametrize(
+    ("held", "favours"),
+    [({"prompted": 0.4, "fine-tuned": 0.8}, d.FINE_TUNING), ({"prompted": 0.6, "fine-tuned": 0.62}, None),
+     ({"prompted": 0.7, "fine-tuned": 0.3}, None)],
+)
+def test_measured_injection_gap_decides_security(held, favours):
+    ev = d.Evidence(injection_held=held, injection_source="05 test")
+    f = d.recommend(50_000, "every two weeks", True, False, evidence=ev).factor("security")
+    assert f.favours == favours and f.measured
+    assert f"fine-tuned {held['fine-tuned']:.0%}" in f.reason and "05 test" in f.reason
+    # an internal tool is neutral whatever was measured
+    assert d.recommend(50_000, "every two weeks", False, False, evidence=ev).factor("security").favours is None
+
+
+def test_measured_drift_gap_decides_consistency():
+    ev = d.Evidence(drift_late_score={"prompted": 0.2, "fine-tuned": 0.7}, drift_source="05 drift")
+    assert d.recommend(50_000, "every two weeks", False, True, evidence=ev).approach == d.FINE_TUNING
+    worse = d.Evidence(drift_late_score={"prompted": 0.7, "fine-tuned": 0.2}, drift_source="05 drift")
+    rec = d.recommend(50_000, "every two weeks", False, True, evidence=worse)
+    assert rec.approach == d.SYSTEM_PROMPT and "worse" in rec.factor("consistency").reason
+
+
+def test_retrain_time_is_quoted_in_the_stability_reason():
+    ev = d.Evidence(retrain_s=150.0, retrain_source="04", prompt_change_s=0.2, prompt_change_source="06")
+    f = d.recommend(50_000, "weekly", False, False, evidence=ev).factor("stability")
+    assert f.measured and "2.5 min" in f.reason and "200 ms" in f.reason
+
+
+def test_evidence_describe_and_quick_reference_with_evidence():
+    assert d.Evidence().describe() == []
+    ev = d.Evidence(break_even_never=True, cost_source="c", injection_held={"prompted": 0.5, "fine-tuned": 0.9},
+                    injection_source="i")
+    lines = ev.describe()
+    assert len(lines) == 2 and "never" in lines[0] and "90%" in lines[1]
+    rows = {r["scenario"]: r for r in d.quick_reference(ev)}
+    assert rows["High volume (>100K/mo)"]["framework"] == d.SYSTEM_PROMPT  # measured: never cheaper
+    assert rows["Security-critical"]["framework"] == d.FINE_TUNING
+
+
+# ------------------------------------------------------------------------------------------ inputs
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"monthly_requests": -1}, "monthly_requests"),
+        ({"monthly_requests": "many"}, "monthly_requests"),
+        ({"monthly_requests": True}, "monthly_requests"),
+        ({"persona_change_frequency": "sometimes"}, "persona_change_frequency"),
+        ({"persona_change_frequency": -2}, "persona_change_frequency"),
+        ({"public_facing": "yes"}, "public_facing"),
+        ({"consistency_critical": 1}, "consistency_critical"),
+        ({"personas": 0}, "personas"),
+        ({"personas": 2.5}, "personas"),
+    ],
+)
+def test_bad_inputs_name_the_field(kwargs, field):
+    args = {**d.NEUTRAL, **kwargs}
+    with pytest.raises(InputError) as err:
+        d.recommend(**args)
+    assert err.value.field == field
+
+
+def test_frequency_words():
+    assert d.changes_per_month("Weekly") == pytest.approx(52 / 12)
+    assert d.changes_per_month("twice-a-year") == pytest.approx(1 / 6)
+    assert d.changes_per_month(3) == 3.0
+    with pytest.raises(InputError, match="sometimes") as err:
+        d.changes_per_month("sometimes")
+    assert "weekly" in err.value.fix
+
+
+def test_rendering():
+    rec = d.recommend(12_000, "weekly", False, True, personas=4)
+    text = str(rec)
+    assert text.startswith("Recommendation: hybrid") and "brand-critical" in text
+    html = rec._repr_html_()
+    assert "<table>" in html and "rule of thumb" in html
+    data = rec.as_dict()
+    assert data["approach"] == "hybrid" and len(data["factors"]) == len(d.FACTORS)
+    assert [f["name"] for f in data["factors"]] == list(d.FACTORS)
+
+
+def test_explorer_builds_and_updates():
+    pytest.importorskip("ipywidgets")
+    box = d.explorer(d.Evidence(break_even_never=True, cost_source="c"), monthly_requests=500_000)
+    out = box.children[1]
+    assert "fine-tuning" in out.value or "system prompt" in out.value
+    left, right = box.children[0].children
+    use_ev = right.children[-1]
+    use_ev.value = False
+    assert "Recommendation: fine-tuning" in out.value  # the article's rule at 500K
+    use_ev.value = True
+    assert "Recommendation: system prompt" in out.value  # measured: never cheaper
+
+
+def test_ties_without_frequent_changes():
+    # cheaper prompt (low volume) vs a requirement (public-facing): the requirement wins
+    rec = d.recommend(5_000, "every two weeks", True, False)
+    assert rec.approach == d.FINE_TUNING and "requirement (security)" in rec.reasons[0]
+    # low volume vs stable persona (no requirement): the prompt stays
+    rec = d.recommend(5_000, "quarterly", False, False)
+    assert rec.approach == d.SYSTEM_PROMPT and "no requirement" in rec.reasons[0]
