@@ -255,9 +255,15 @@ def _setup(r: Records) -> dict[str, Cell]:
             cost = f"; OpenAI training would cost ${float(ds['openai_training_cost_usd']):.2f} for this dataset (03)"
         ft = Cell(f"training run {_seconds(tr.get('wall_s'))} (setup {_seconds(tr.get('setup_s'))}, training "
                   f"{_seconds(tr.get('train_s'))}, {tr.get('steps')} steps, {tr.get('backend')}); {data_part}{cost}",
-                  origin(r, "04/training", tr.get("base_model")) + f" on {tr.get('device') or '?'}")
+                  origin(r, "04/training", tr.get("base_model")) + _device(r, tr))
     hy = Cell("the fine-tuning run plus writing the overlays", status="by design") if tr else missing("04/training")
     return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
+
+
+def _device(r: Records, tr: Mapping[str, Any]) -> str:
+    """' on <device>' when lesson 04 names a device other than the saved hardware (a GPU, a thread count)."""
+    device = tr.get("device")
+    return f" on {device}" if device and device != (r.get("04/training") or {}).get("hardware") else ""
 
 
 def _persona_tokens(r: Records) -> tuple[float | None, str]:
