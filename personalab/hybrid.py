@@ -19,6 +19,7 @@ from typing import Any
 from .persona import Overlay, available_overlays, load_overlay, render_overlay
 
 CORE = "fine-tuned"
+QUICK_TURNS = 12  # turns of one drift script in quick mode (CPU)
 
 
 def load_overlays(names: Sequence[str | Overlay] | None = None) -> list[Overlay]:
@@ -89,6 +90,13 @@ class HybridResult:
             }
         return out
 
+    def conversations(self) -> int:
+        return len({(r.script, r.seed) for r in self.drift.rows})
+
+    def attacks(self) -> int:
+        first = self.injection.targets[0] if self.injection.targets else None
+        return sum(o.target == first for o in self.injection.outcomes)
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per target: overlay size, adherence, injection rates, terminology."""
         scorer = self.drift.scorers[0]
@@ -153,7 +161,8 @@ class HybridResult:
             ax.set_title(title, fontsize=10)
             ax.set_ylim(0, 1.05)
             ax.grid(axis="y", alpha=0.3)
-        fig.suptitle(f"the hybrid: fine-tuned core + overlays ({Path(self.model).name if self.model else '?'})",
+        fig.suptitle(f"the hybrid: lesson 04's fine-tuned model + overlays ({self.drift.scorers[0]} scorer, "
+                     f"{self.conversations()} drift conversation(s) and {self.attacks()} attacks per target)",
                      fontsize=10)
         fig.tight_layout()
         return fig
@@ -187,24 +196,31 @@ def evaluate_hybrid(
     attacks: Sequence[Any] | None = None,
     scorer: Any = None,
     token_model: str = "gpt-4o-mini",
+    quick: bool | None = None,
 ) -> HybridResult:
     """Run the core and every overlay through lesson 05's drift scripts and attack suite.
 
-    Defaults are lesson 05's (``evaluate.suite_settings()``: quick on CPU), so the core model's replies come
-    from the response cache. ``targets`` replaces the served ones (tests pass fakes).
+    The sampling settings are lesson 05's (``evaluate.suite_settings()``), so every request lesson 05 already
+    sent (the core, the marketing overlay) is answered by the response cache. ``quick`` (the default on CPU)
+    plays the first :data:`QUICK_TURNS` turns of one drift script and one attack per category — prefixes of
+    lesson 05's conversations, so also cached; otherwise lesson 05's full suites. ``targets`` replaces the
+    served models (tests pass fakes).
     """
-    from . import evaluate
+    from . import config, evaluate
 
+    quick = (not config.cuda_available()) if quick is None else quick
     ovs = load_overlays(overlays)
-    settings = settings or evaluate.suite_settings()
+    settings = settings or evaluate.suite_settings(quick)
     targets = list(targets) if targets is not None else hybrid_targets(ovs, finetuned_dir=finetuned_dir)
     by_name = {target_name(ov): ov for ov in ovs}
     runner = runner or settings.runner()
-    scripts = list(scripts) if scripts is not None else evaluate.load_scripts()[: settings.n_scripts]
+    n_scripts, per_category = (1, 1) if quick else (settings.n_scripts, settings.per_category)
+    scripts = list(scripts) if scripts is not None else evaluate.load_scripts()[:n_scripts]
     attacks = (list(attacks) if attacks is not None
-               else evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category))
+               else evaluate.sample_attacks(evaluate.load_attacks(), per_category))
     scorer = scorer or evaluate.RuleScorer()
-    drift = evaluate.run_drift(targets, scripts, runner, scorers=[scorer], seeds=settings.seeds)
+    drift = evaluate.run_drift(targets, scripts, runner, scorers=[scorer], seeds=settings.seeds,
+                               max_turns=QUICK_TURNS if quick else None)
     injection = evaluate.run_attacks(targets, attacks, runner, canary=evaluate.DEFAULT_CANARY, scorer=scorer)
     model = str(targets[0].model) if targets else ""
     return HybridResult(drift, injection, {t.name: by_name[t.name] for t in targets if t.name in by_name},

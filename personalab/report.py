@@ -207,8 +207,12 @@ def _data(records: Records, key: str) -> dict[str, Any] | None:
 
 
 def _model_name(model: Any) -> str:
+    """A model name for a cell: a checkpoint folder by its name ('embedded-v1', 'finetune/merged')."""
     text = str(model or "?")
-    return Path(text).name if "/" in text and not text.startswith(("ft:", "http")) else text
+    if "/" not in text or text.startswith(("ft:", "http")):
+        return text
+    path = Path(text)
+    return f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
 
 
 def origin(records: Records, key: str, model: Any = None) -> str:
@@ -351,10 +355,9 @@ def _consistency(r: Records) -> dict[str, Cell]:
             out[col] = Cell("; ".join(parts), "; ".join(origins), needs="05" if drift is None else "")
     hyb = _data(r, "06/hybrid")
     if hyb and hyb.get("rows"):
-        vals = [x["late_mean_score"] for x in hyb["rows"] if x.get("overlay") and x.get("late_mean_score") is not None]
+        vals = [x["mean_score"] for x in hyb["rows"] if x.get("overlay") and x.get("mean_score") is not None]
         if vals:
-            extra = (f"department overlays (06): adherence in the last turns {min(vals):.2f}-{max(vals):.2f} over "
-                     f"{len(vals)} overlays")
+            extra = f"department overlays (06): mean adherence {min(vals):.2f}-{max(vals):.2f} over {len(vals)} overlays"
             c = out["hybrid"]
             text = extra if c.status == "missing" else f"{c.text}; {extra}"
             out["hybrid"] = Cell(text, "; ".join(x for x in (c.origin, origin(r, "06/hybrid")) if x))
@@ -648,9 +651,10 @@ def plot_vs_article(records: Records | None = None) -> Any:
         if ys:
             right.bar(xs, ys, width, label=name, color=f"C{i}")
     right.set_xticks(range(3))
-    right.set_xticklabels(["adherence, turns 1-5", "adherence, last 5 turns", "persona held under attack"])
-    where = origin(records, "05/drift") if "05/drift" in records else ""
-    right.set_title(f"yours (lesson 05){': ' + where if where else ''}", fontsize=9)
+    right.set_xticklabels(["adherence,\nturns 1-5", "adherence,\nlast 5 turns", "persona held\nunder attack"])
+    rec = records.get("05/drift") or {}
+    where = f": {_model_name(rec.get('model'))} · {rec.get('hardware', '?')}" if rec else ""
+    right.set_title(f"yours, measured in lesson 05{where}", fontsize=9)
     if any_value:
         right.legend(fontsize=8)
     else:

@@ -59,9 +59,9 @@ FULL = {
                                        "fine-tuned": injection_all(0.7, 0.2, None),
                                        "hybrid (Marketing)": injection_all(0.6, 0.3, 0.1)}}, EMB),
     ("06", "change"): ({"render_s": 0.0021, "request_s": 0.18, "total_s": 0.1821, "model": EMB}, EMB),
-    ("06", "hybrid"): ({"rows": [{"target": "fine-tuned", "overlay": None, "late_mean_score": 0.7},
-                                 {"target": "hybrid (Marketing)", "overlay": "Marketing", "late_mean_score": 0.6},
-                                 {"target": "hybrid (Sales)", "overlay": "Sales", "late_mean_score": 0.5}],
+    ("06", "hybrid"): ({"rows": [{"target": "fine-tuned", "overlay": None, "mean_score": 0.7},
+                                 {"target": "hybrid (Marketing)", "overlay": "Marketing", "mean_score": 0.6},
+                                 {"target": "hybrid (Sales)", "overlay": "Sales", "mean_score": 0.5}],
                         "overlay_tokens": {"Marketing": 40, "Sales": 36},
                         "overlay_tokens_billed": {"Marketing": 38.0, "Sales": 33.0}}, EMB),
 }
@@ -112,7 +112,7 @@ def test_full_results_fill_every_measured_cell(res_dir):
     assert "40% of replies after the prompt was cut" in text(rep, "consistency", "system prompt")
     assert "85% of 20" in text(rep, "consistency", "system prompt")
     assert "90% of 20" in text(rep, "consistency", "fine-tuning")
-    assert "0.50-0.60 over 2 overlays" in text(rep, "consistency", "hybrid")
+    assert "mean adherence 0.50-0.60 over 2 overlays" in text(rep, "consistency", "hybrid")
     assert "persona held 30% [20%, 40%] (n=21)" in text(rep, "robustness", "system prompt")
     assert "leaked (canary) 20%" in text(rep, "robustness", "system prompt")
     assert "nothing to leak" in text(rep, "robustness", "fine-tuning")
