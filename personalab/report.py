@@ -357,7 +357,8 @@ def _consistency(r: Records) -> dict[str, Cell]:
     if hyb and hyb.get("rows"):
         vals = [x["mean_score"] for x in hyb["rows"] if x.get("overlay") and x.get("mean_score") is not None]
         if vals:
-            extra = f"department overlays (06): mean adherence {min(vals):.2f}-{max(vals):.2f} over {len(vals)} overlays"
+            extra = (f"department overlays (06): mean adherence {min(vals):.2f}-{max(vals):.2f} over {len(vals)} "
+                     "overlays")
             c = out["hybrid"]
             text = extra if c.status == "missing" else f"{c.text}; {extra}"
             out["hybrid"] = Cell(text, "; ".join(x for x in (c.origin, origin(r, "06/hybrid")) if x))
