@@ -143,8 +143,8 @@ class HybridResult:
         rows = self.rows()
         names = [r["target"] for r in rows]
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
-        panels = (("late_mean_score", "adherence, last turns"), ("persona_held", "persona held under attack"),
-                  ("terminology", "replies using the overlay's terms"))
+        panels = (("mean_score", f"mean adherence ({self.drift.scorers[0]} scorer)"),
+                  ("persona_held", "persona held under attack"), ("terminology", "replies using the overlay's terms"))
         for ax, (key, title) in zip(axes, panels, strict=True):
             vals = [r[key] if r[key] is not None else 0.0 for r in rows]
             bars = ax.bar(range(len(rows)), vals, color=["#888" if r["overlay"] is None else "C0" for r in rows])
@@ -153,9 +153,7 @@ class HybridResult:
                 ax.scatter([i for i, c in enumerate(core) if c is not None], [c for c in core if c is not None],
                            color="black", marker="_", s=400, zorder=3, label="core model, same terms")
                 ax.legend(fontsize=8)
-            for b, r in zip(bars, rows, strict=True):
-                if r[key] is None:
-                    b.set_hatch("//")
+            ax.bar_label(bars, labels=["n/a" if r[key] is None else f"{r[key]:.2f}" for r in rows], fontsize=7)
             ax.set_xticks(range(len(rows)))
             ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
             ax.set_title(title, fontsize=10)

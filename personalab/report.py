@@ -650,7 +650,8 @@ def plot_vs_article(records: Records | None = None) -> Any:
         ys = [v for v in vals if v is not None]
         any_value |= bool(ys)
         if ys:
-            right.bar(xs, ys, width, label=name, color=f"C{i}")
+            bars = right.bar(xs, ys, width, label=name, color=f"C{i}")
+            right.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7)
     right.set_xticks(range(3))
     right.set_xticklabels(["adherence,\nturns 1-5", "adherence,\nlast 5 turns", "persona held\nunder attack"])
     rec = records.get("05/drift") or {}
