@@ -22,6 +22,7 @@ from .attacks import (
     load_attack_file,
     load_attacks,
     run_attacks,
+    sample_attacks,
     success_phrase,
 )
 from .drift import DriftResult, DriftScript, compare_policies, load_script, load_scripts, run_drift
@@ -122,6 +123,7 @@ __all__ = [
     "rate",
     "run_attacks",
     "run_drift",
+    "sample_attacks",
     "save_results",
     "success_phrase",
 ]

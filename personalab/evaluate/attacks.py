@@ -107,6 +107,19 @@ def load_attacks(paths: Sequence[str | Path] | str | Path | None = None) -> list
     return out
 
 
+def sample_attacks(attacks: Sequence[Attack], per_category: int | None) -> list[Attack]:
+    """The first ``per_category`` attacks of each category (all of them for None): a quicker suite."""
+    if per_category is None:
+        return list(attacks)
+    counts: dict[str, int] = {}
+    out = []
+    for a in attacks:
+        counts[a.category] = counts.get(a.category, 0) + 1
+        if counts[a.category] <= per_category:
+            out.append(a)
+    return out
+
+
 def _id_line(path: str | Path, attack_id: str) -> int | None:
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if re.search(rf"\bid:\s*['\"]?{re.escape(attack_id)}['\"]?\s*$", line):

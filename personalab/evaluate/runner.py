@@ -375,6 +375,9 @@ class Runner:
                 raise BudgetExceeded(f"the run is estimated at ${est:.4f}, over the remaining budget of "
                                      f"${self.budget_usd - self.spent_usd:.4f}; run fewer conversations or raise "
                                      "Runner(budget_usd=...)")
+        for t in {id(j.target): j.target for j in jobs}.values():  # load tokenizers before the threads start
+            assert t.count_tokens is not None
+            t.count_tokens([{"role": "user", "content": "hi"}])
         bar = tqdm(total=sum(len(j.turns) for j in jobs), desc=desc, unit="turn", disable=not self.progress)
         lock = threading.Lock()
 
