@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .attacks import (
@@ -55,6 +56,35 @@ from .scorers import (
 from .targets import course_targets, finetuned_dir_from_results, local_target
 
 
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How big lesson 05's runs are. Lesson and exercise use the same settings, so the exercise finds the
+    lesson's replies in the cache. ``quick`` (the default on CPU) plays fewer conversations."""
+
+    n_scripts: int
+    seeds: tuple[int, ...]
+    per_category: int | None
+    max_tokens: int = 48
+    temperature: float = 0.7
+    concurrency: int = 2
+
+    def runner(self, **kwargs: Any) -> Runner:
+        kwargs.setdefault("concurrency", self.concurrency)
+        return Runner(temperature=self.temperature, max_tokens=self.max_tokens, **kwargs)
+
+
+def suite_settings(quick: bool | None = None) -> SuiteSettings:
+    """Quick on CPU (2 drift scripts, one seed, 3 attacks per category), full on a GPU (every script and
+    attack, 3 seeds)."""
+    from .. import config
+
+    if quick is None:
+        quick = not config.cuda_available()
+    if quick:
+        return SuiteSettings(n_scripts=2, seeds=(0,), per_category=3, concurrency=2)
+    return SuiteSettings(n_scripts=len(load_scripts()), seeds=(0, 1, 2), per_category=None, concurrency=8)
+
+
 def save_results(drift: DriftResult | None = None, injection: InjectionResult | None = None,
                  agreement_report: AgreementReport | None = None, *, policies: DriftResult | None = None,
                  model: str | None = None) -> dict[str, Any]:
@@ -97,6 +127,7 @@ __all__ = [
     "RuleScorer",
     "Runner",
     "Scorer",
+    "SuiteSettings",
     "Target",
     "accuracy",
     "agreement",
@@ -126,4 +157,5 @@ __all__ = [
     "sample_attacks",
     "save_results",
     "success_phrase",
+    "suite_settings",
 ]
