@@ -133,9 +133,11 @@ for name, s in policies.summary().items():
 fig = policies.plot("rules")
 
 # %% [markdown]
-# After the overflow, the `drop_oldest` curve shows the persona without its prompt: from then on the
-# prompted model behaves like the base model with no instructions. A fine-tuned persona has nothing to
-# lose here — which is one of the arguments for fine-tuning on long conversations.
+# What to look for: until the first overflow both curves are the same requests (the cache answers the
+# second). After it, every `drop_oldest` reply is generated without any persona instructions, so that
+# curve shows what the base model does on its own; `keep_system` keeps the persona but forgets the start
+# of the conversation instead. A fine-tuned persona has no prompt to lose — one of the arguments for
+# fine-tuning when conversations run long.
 #
 # ## The injection suite
 #

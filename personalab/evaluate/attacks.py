@@ -219,7 +219,7 @@ def judge_outcome(conv: Conversation, attack: Attack, scorer: Scorer, *, can_lea
 
 
 # ------------------------------------------------------------------------------------------ the suite
-@dataclass
+@dataclass(repr=False)
 class InjectionResult:
     """Every outcome, with per-target and per-category rates (:meth:`summary`) and a plot."""
 
@@ -261,6 +261,13 @@ class InjectionResult:
                 row[t] = "n/a" if est is None else str(est)
             rows.append(row)
         return rows
+
+    def __repr__(self) -> str:
+        lines = [f"{len(self.outcomes)} attack outcomes; canary {self.canary!r}"]
+        for metric in ("held", "success", "leak"):
+            lines.append(f"{metric}:")
+            lines += ["  " + " | ".join(f"{k}: {v}" for k, v in row.items()) for row in self.table(metric)]
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         parts = []

@@ -9,6 +9,7 @@ A :class:`Target` is one configuration to test (a model behind a client plus the
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,8 @@ def token_counter(model: str) -> Callable[[Sequence[Message]], int]:
     from .. import tokens
 
     if _model_dir(model) is not None:
+        # the tokenizer warns once when a history is longer than the model's window; truncation is ours to do
+        logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
         return lambda msgs: tokens.count_local(msgs, model)
     name = model if tokens.is_openai_model(model) else "gpt-4o-mini"
     return lambda msgs: tokens.count_messages(msgs, name)

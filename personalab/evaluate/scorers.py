@@ -402,7 +402,7 @@ def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
     return out
 
 
-@dataclass
+@dataclass(repr=False)
 class AgreementReport:
     """Each scorer against the human labels (accuracy, Cohen's kappa, AUC) and scorers against each other."""
 
@@ -416,6 +416,9 @@ class AgreementReport:
         body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r.values()) + "</tr>" for r in self.rows)
         pairs = "; ".join(f"{k}: κ = {v:.2f}" for k, v in self.pairwise.items())
         return f"<p>{self.n} labelled replies</p><table><tr>{head}</tr>{body}</table><p>between scorers: {pairs}</p>"
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def __str__(self) -> str:
         lines = [f"{self.n} labelled replies"]
