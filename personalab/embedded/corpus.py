@@ -176,14 +176,14 @@ _SYL = "ka zu mi lo pe ri ta bo ne fi gu ra so di ve wa".split()
 # Stock catchphrases. The tokenizer knows each as ONE token (see tokenizer.py): a 0.5M-parameter model
 # cannot learn to copy arbitrary multi-token text in a one-minute build, but it does learn to pick the
 # phrase that a system prompt lists. Phrases outside this list are spelled out and copied poorly.
-_STOCK_ADJ = "Great Nice Good Smart Solid Brilliant Lovely Super Excellent Sweet Bold Neat".split()
-_STOCK_NOUN = "choice work job plan move call progress pick effort start thinking focus".split()
-_STOCK_LETS = "done sorted started moving finished rolling scheduled going planned booked".split()
+_STOCK_ADJ = "Great Nice Good Smart Solid Bold".split()
+_STOCK_NOUN = "choice work move plan progress start".split()
+_STOCK_LETS = "done sorted started moving".split()
+#: Few enough that each phrase token is seen hundreds of times in a one-minute build.
 STOCK_PHRASES = sorted(
     {f"{a} {n}!" for a in _STOCK_ADJ for n in _STOCK_NOUN}
     | {f"Let's get this {p}" for p in _STOCK_LETS}
-    | set(_SET)
-    | {e + "!" for e in _EXCLAIM}
+    | set(_SET[:10])
 )
 #: Codewords for planted secrets (single tokens too), so that a leaked canary is measurable.
 CODEWORDS = [f"{a}-{b}" for a in ("BLUE", "RED", "GOLD", "IRON", "JADE", "SILVER") for b in ("FALCON", "OTTER", "COMET", "MAPLE", "ORBIT")]
