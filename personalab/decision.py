@@ -395,11 +395,12 @@ def quick_reference(evidence: Evidence | None = None) -> list[dict[str, str]]:
     rows = []
     for scenario, (kwargs, article) in QUICK_REFERENCE.items():
         rec = recommend(**kwargs, evidence=evidence)
-        deciding = [f for f in rec.factors if f.favours == rec.approach]
-        measured = [f for f in deciding if f.measured]
         why = rec.reasons[0]
-        if measured or deciding:
-            why += f" — {(measured or deciding)[0].reason}"
+        overruled = [f for f in rec.factors if f.measured and f.favours == rec.approach]
+        if rec.approach != article and overruled:
+            why += f" — {overruled[0].reason}"  # the measurement that overruled the rule of thumb
+        elif len(rec.reasons) > 1:
+            why += f" — {rec.reasons[1]}"
         rows.append({"scenario": scenario, "article": article, "framework": rec.approach, "why": why})
     return rows
 

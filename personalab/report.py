@@ -55,6 +55,11 @@ ARTICLE: dict[str, tuple[str, str]] = {
     "expertise": ("prompt engineering", "ML operations"),
 }
 DIMENSIONS = tuple(ARTICLE)
+#: Other results lessons save (listed among the sources, not used in the matrix).
+OTHER_SOURCES = {
+    "05/scorers": "the scorers' agreement with human labels",
+    "05/context_policies": "drift under two context policies",
+}
 COLUMNS = ("system prompt", "fine-tuning", "hybrid")
 
 
@@ -302,8 +307,8 @@ def _latency(r: Records) -> dict[str, Cell]:
     ov_tokens = hyb.get("overlay_tokens") or {}
     if ov_tokens:
         lo, hi = min(ov_tokens.values()), max(ov_tokens.values())
-        hy = Cell(f"+{slope * lo / 100:.1f} to +{slope * hi / 100:.1f} ms for overlays of {lo}-{hi} tokens", where,
-                  "derived")
+        hy = Cell(f"+{slope * lo / 100:.1f} to +{slope * hi / 100:.1f} ms for overlays of {lo:g}-{hi:g} tokens",
+                  where, "derived")
     else:
         hy = missing("06/hybrid")
     return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
@@ -502,7 +507,8 @@ def build(records: Records | None = None, *, framework: bool = True) -> Report:
     for key in sorted(records):
         rec = records[key]
         if isinstance(rec, Mapping):
-            used[key] = (f"{SOURCES.get(key, 'saved result')}: {_model_name(rec.get('model'))} · "
+            what = SOURCES.get(key) or OTHER_SOURCES.get(key, "saved result")
+            used[key] = (f"{what}: {_model_name(rec.get('model'))} · "
                          f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
     rep = Report(rows, used)
     if framework:

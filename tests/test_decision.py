@@ -207,3 +207,12 @@ def test_ties_without_frequent_changes():
     # low volume vs stable persona (no requirement): the prompt stays
     rec = d.recommend(5_000, "quarterly", False, False)
     assert rec.approach == d.SYSTEM_PROMPT and "no requirement" in rec.reasons[0]
+
+
+def test_quick_reference_why_names_the_overruling_measurement():
+    ev = d.Evidence(break_even_never=True, cost_source="lesson 02: x")
+    rows = {r["scenario"]: r for r in d.quick_reference(ev)}
+    assert "prototyping: iterate" in rows["Prototyping"]["why"]  # agrees with the article: its own reason
+    assert "never cheaper" in rows["High volume (>100K/mo)"]["why"]  # overruled: the measurement
+    plain = {r["scenario"]: r for r in d.quick_reference()}
+    assert "500,000 requests/month is high volume" in plain["High volume (>100K/mo)"]["why"]
