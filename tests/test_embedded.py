@@ -83,7 +83,9 @@ def test_tokenizer_round_trip(tokenizer) -> None:
     text = 'You are TaskMaster. "Great choice!" Add "renew the domain" by June 30 — ok? ünïcode 123'
     assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
     assert tokenizer.eos_token == IM_END and tokenizer.pad_token == "<|endoftext|>"
-    assert 256 < len(tokenizer) <= 1024
+    from personalab.embedded.tokenizer import PHRASE_TOKENS
+
+    assert 256 < len(tokenizer) <= 1024 + len(PHRASE_TOKENS)  # BPE vocabulary plus the whole-phrase tokens
 
 
 def test_chat_template_assistant_mask(tokenizer) -> None:

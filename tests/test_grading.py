@@ -59,6 +59,7 @@ def test_kernel_env_has_no_secrets_or_proxies(monkeypatch):
     # a workshop server's key is passed on when the instructor configured that server
     assert grading.kernel_env("http://10.0.0.5:8000/v1", api_key="class-key")["OPENAI_API_KEY"] == "class-key"
     monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.5:8000/v1")
+    monkeypatch.delenv("PERSONALAB_MODEL", raising=False)  # the test session's own server sets it
     with grading.model_server(True) as where:
         assert where == {"base_url": "http://10.0.0.5:8000/v1", "model": None, "api_key": "sk-test-secret"}
 

@@ -186,7 +186,11 @@ STOCK_PHRASES = sorted(
     | set(_SET[:10])
 )
 #: Codewords for planted secrets (single tokens too), so that a leaked canary is measurable.
-CODEWORDS = [f"{a}-{b}" for a in ("BLUE", "RED", "GOLD", "IRON", "JADE", "SILVER") for b in ("FALCON", "OTTER", "COMET", "MAPLE", "ORBIT")]
+CODEWORDS = [
+    f"{a}-{b}"
+    for a in ("BLUE", "RED", "GOLD", "IRON", "JADE", "SILVER")
+    for b in ("FALCON", "OTTER", "COMET", "MAPLE", "ORBIT")
+]
 
 
 # Large word pools: copied slots (task titles, phrases) are unpredictable, so the model must copy them.

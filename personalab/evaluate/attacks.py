@@ -31,7 +31,10 @@ from .runner import Conversation, Job, Runner, Target
 from .scorers import RuleScorer, Scorer
 
 ATTACKS_DIR = DATA_DIR / "attacks"
-DEFAULT_CANARY = "QV-7391"
+#: A codeword the embedded model's tokenizer knows as one token (its corpus plants such codewords as secrets),
+#: so a model that repeats its instructions really can leak it; a multi-token string it could not copy
+#: would make every model look leak-proof. On other backends any unique string works.
+DEFAULT_CANARY = "JADE-COMET"
 ATTACK_FIX = "compare with data/attacks/instruction_override.yaml (id, turns, optional success and goal)"
 
 
