@@ -127,24 +127,32 @@ def _args_of(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Params:
 
 
 class WheelSource:
-    """Parsed Python modules of one or more wheels, to look up functions and methods by name."""
+    """The Python modules of one or more wheels, parsed on demand, to look up functions and methods by name."""
 
     def __init__(self, *wheels: Path) -> None:
-        self.modules: dict[str, ast.Module] = {}
+        self.texts: dict[str, str] = {}
+        self._parsed: dict[str, ast.Module | None] = {}
         for w in wheels:
             with zipfile.ZipFile(w) as z:
                 for n in z.namelist():
                     if n.endswith(".py") and "/tests/" not in n:
-                        try:
-                            self.modules[n] = ast.parse(z.read(n).decode("utf-8", "replace"))
-                        except SyntaxError:
-                            continue
+                        self.texts[n] = z.read(n).decode("utf-8", "replace")
+
+    def _modules(self, needle: str, module: str | None) -> Iterable[tuple[str, ast.Module]]:
+        for path, text in self.texts.items():
+            if (module and not path.endswith(module)) or needle not in text:
+                continue
+            if path not in self._parsed:
+                try:
+                    self._parsed[path] = ast.parse(text)
+                except SyntaxError:
+                    self._parsed[path] = None
+            if self._parsed[path] is not None:
+                yield path, self._parsed[path]
 
     def find_class_method(self, cls: str, method: str, module: str | None = None) -> tuple[str, ast.FunctionDef] | None:
         """A method of a top-level class (classes defined inside ``if`` blocks are platform fallbacks)."""
-        for path, mod in self.modules.items():
-            if module and not path.endswith(module):
-                continue
+        for path, mod in self._modules(f"class {cls}", module):
             for node in mod.body:
                 if isinstance(node, ast.ClassDef) and node.name == cls:
                     for item in node.body:
@@ -153,9 +161,7 @@ class WheelSource:
         return None
 
     def find_function(self, name: str, module: str | None = None) -> tuple[str, ast.FunctionDef] | None:
-        for path, mod in self.modules.items():
-            if module and not path.endswith(module):
-                continue
+        for path, mod in self._modules(f"def {name}", module):
             for node in mod.body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
                     return path, node
