@@ -63,8 +63,8 @@ class FinetuneConfig:
     #: Unsloth's train_on_responses_only markers; None: detected from the chat template.
     instruction_part: str | None = None
     response_part: str | None = None
-    #: CPU threads for training (None: PyTorch's default). On a CPU shared with other busy processes,
-    #: 1 thread can be several times faster than 2 (threads that wait on each other spin).
+    #: CPU threads for training. None: PyTorch's default on an idle machine, 1 when other processes keep the
+    #: cores busy (there, 1 thread can be many times faster than 2: threads that wait on each other spin).
     threads: int | None = None
 
     def __post_init__(self) -> None:

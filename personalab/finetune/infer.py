@@ -76,10 +76,15 @@ def generate_replies(
 
     from .config import generate_kwargs
 
+    from .train import auto_threads
+
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = next(model.parameters()).device
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(auto_threads(threads))
     out: list[str] = []
     try:
         for i in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
@@ -94,6 +99,7 @@ def generate_replies(
             out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     finally:
         tokenizer.padding_side = side
+        torch.set_num_threads(threads)
     return out
 
 

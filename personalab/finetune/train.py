@@ -100,6 +100,17 @@ def prepare(cfg: FinetuneConfig | None = None) -> str:
     return backend
 
 
+def auto_threads(default: int) -> int:
+    """CPU threads for training when the config leaves it open: PyTorch's default on an idle machine, 1 when
+    other processes keep the cores busy (then threads that wait on each other at every operation spin, and
+    two threads can be many times slower than one)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return default
+    return default if load < 0.5 * (os.cpu_count() or 1) else 1
+
+
 def bf16_supported() -> bool:
     import torch
 
@@ -262,8 +273,8 @@ def train(
     import torch
 
     prev_threads = torch.get_num_threads()
-    if cfg.threads and not cuda:
-        torch.set_num_threads(cfg.threads)
+    if not cuda:
+        torch.set_num_threads(cfg.threads or auto_threads(prev_threads))
     try:
         return _train(cfg, backend, cuda, examples, eval_examples, source, out, t0, progress)
     finally:
