@@ -75,7 +75,6 @@ def generate_replies(
     from tqdm.auto import tqdm
 
     from .config import generate_kwargs
-
     from .train import auto_threads
 
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
