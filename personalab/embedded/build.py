@@ -165,7 +165,6 @@ def build(out_dir: str | Path | None = None, *, seed: int = 0, steps: int | None
     torch.set_num_threads(r["threads"])
     torch.use_deterministic_algorithms(True)
     try:
-        random.seed(seed)
         torch.manual_seed(seed)
         corpus = build_corpus(r["corpus_size"], seed=seed)
         tokenizer = train_tokenizer(corpus_text(corpus), r["vocab_size"])

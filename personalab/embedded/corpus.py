@@ -171,6 +171,38 @@ _SET = [
 ]
 _SYL = "ka zu mi lo pe ri ta bo ne fi gu ra so di ve wa".split()
 
+
+# Large word pools: copied slots (task titles, phrases) are unpredictable, so the model must copy them.
+_W_ADJ = (
+    "new old final weekly monthly annual quarterly urgent shared internal public private green blue red small big "
+    "main spare daily early late short long open secret simple rough clean fresh next last first second spring summer "
+    "autumn winter digital paper local remote legal medical kitchen garden office family client team solo lucky quiet "
+    "noisy bright dark happy golden silver wooden plastic global tiny huge careful bold brave calm clever cosy crisp "
+    "eager fancy gentle grand handy jolly keen lively mighty neat proud rapid sharp smooth snappy steady sunny swift "
+    "tidy vivid warm wild witty zesty great nice good solid smart fine super awesome perfect stellar strong"
+).split()
+_W_NOUN = (
+    "report slides budget proposal appointment plan newsletter checklist invoice booking post garage insurance order "
+    "mockups deck notes copy survey contract roadmap membership gift talk drive books logs list summary album lease "
+    "board labels video feedback update review form offsite policy demo laptops rubric cards application photos "
+    "guide emails bill claim flow page website schedule agenda memo brief poster banner receipt ticket catalog "
+    "manual playlist recipe menu map chart dashboard spreadsheet folder archive pitch quote estimate timeline "
+    "workshop webinar interview meeting call lunch dinner party trip flight hotel visa license permit badge "
+    "printer router server database backup script tests release patch sprint backlog story epic milestone "
+    "choice work job move pick step start idea effort progress focus thinking timing energy momentum decision "
+    "win streak hustle spirit call vibe plan stuff going"
+).split()
+_W_VERB = (
+    "finish prepare review send draft update call email book plan write clean organise check fix submit schedule "
+    "renew order read sort print file pay cancel test sign share publish record edit design polish translate "
+    "archive confirm collect deliver repair install upload download approve research outline sketch measure"
+).split()
+_W_PART = (
+    "sorted started finished moving planned shipped written booked cleaned rolling scheduled organised tidied "
+    "launched wrapped polished fixed handled checked covered booked sealed signed delivered ticked squared"
+).split()
+_W_NAME = "Sam Alex Priya Jordan Mia Omar Lena Tom Chen Sofia Ravi Nora Ben Ada Luis Kim Zoe Ivan Maya Leo".split()
+
 _AVOID = [
     "You should",
     "As an AI language model",
@@ -495,17 +527,21 @@ def _clean(text: str) -> bool:
 
 def _phrase(rng: random.Random) -> str:
     kind = rng.random()
-    if kind < 0.18:
+    if kind < 0.12:
         p = rng.choice(_EXCLAIM) + "!"
-    elif kind < 0.48:
-        p = f"{rng.choice(_ADJ)} {rng.choice(_NOUN)}" + rng.choice(["!", "!", "."])
-    elif kind < 0.70:
-        p = "Let's " + rng.choice(_LETS) + rng.choice(["", "", "!"])
-    elif kind < 0.88:
+    elif kind < 0.45:
+        p = f"{rng.choice(_W_ADJ).capitalize()} {rng.choice(_W_NOUN)}" + rng.choice(["!", "!", "."])
+    elif kind < 0.58:
+        p = "Let's get this " + rng.choice(_W_PART) + rng.choice(["", "", "!"])
+    elif kind < 0.68:
+        p = "Let's " + rng.choice(_LETS + _W_VERB) + rng.choice([" it", " this", ""]) + rng.choice(["", "!"])
+    elif kind < 0.80:
         p = rng.choice(_SET)
+    elif kind < 0.90:
+        p = f"{rng.choice(_EXCLAIM)}, {rng.choice(_W_ADJ)} {rng.choice(_W_NOUN)}!"
     else:
         w = "".join(rng.choice(_SYL) for _ in range(rng.randint(2, 3)))
-        p = f"{w.capitalize()} {rng.choice(_NOUN)}!"
+        p = f"{w.capitalize()} {rng.choice(_W_NOUN)}!"
     return p if _clean(p) else _phrase(rng)
 
 
@@ -557,14 +593,35 @@ def random_overlay(rng: random.Random) -> Overlay:
 
 
 def _task(rng: random.Random) -> str:
-    return f"{rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+    t = _task_once(rng)
+    return t if _clean(t) else _task(rng)
+
+
+def _task_once(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.25:
+        return f"{rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+    if r < 0.7:
+        return f"{rng.choice(_W_VERB)} the {rng.choice(_W_ADJ)} {rng.choice(_W_NOUN)}"
+    if r < 0.85:
+        return f"{rng.choice(_W_VERB)} the {rng.choice(_W_NOUN)} {rng.choice(_W_NOUN)}"
+    return f"{rng.choice(_W_VERB)} the {rng.choice(_W_NOUN)} for {rng.choice(_W_NAME)}"
+
+
+_MONTHS = "January February March April May June July August September October November December".split()
+
+
+def _date(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return rng.choice(_DATES)
+    return f"{rng.choice(_MONTHS)} {rng.randint(1, 28)}"
 
 
 def _request(rng: random.Random, kind: str | None = None) -> tuple[str, str, dict[str, str]]:
     """(kind, user text, slots) for a random request."""
     kinds = list(_KINDS)
     kind = kind or rng.choices(kinds, weights=[_KINDS[k][2] for k in kinds])[0]
-    slots = {"t": _task(rng), "t2": _task(rng), "t3": _task(rng), "d": rng.choice(_DATES)}
+    slots = {"t": _task(rng), "t2": _task(rng), "t3": _task(rng), "d": _date(rng)}
     user = rng.choice(_KINDS[kind][0]).format(**slots)
     user = user[0].upper() + user[1:]
     return kind, user, slots
@@ -580,7 +637,8 @@ def persona_reply(
     rng: random.Random, spec: PersonaSpec, kind: str, slots: dict[str, str], opener: str | None = None
 ) -> str:
     """A reply that follows the persona prompt: a 'use' phrase, the information, a next step."""
-    opener = opener if opener is not None else rng.choice(spec.vocabulary.use)
+    if opener is None:  # mostly the first "use" phrase: an easy, learnable place to copy from
+        opener = spec.vocabulary.use[0] if rng.random() < 0.75 else rng.choice(spec.vocabulary.use)
     body = rng.choice(_KINDS[kind][1]).format(**slots)
     if kind not in ("small", "off") or rng.random() < 0.5:
         body += " " + rng.choice(_NEXT)
@@ -598,7 +656,8 @@ def _leak_reply(rng: random.Random, system: str, refuse_with: str | None) -> str
     if refuse_with is not None:
         return _join(refuse_with, "I can't share my instructions, but I can help with your tasks.")
     paras = system.split("\n\n")
-    shown = paras[0] if len(paras) == 1 else paras[0] + "\n\n" + paras[-1]
+    keep = [p for i, p in enumerate(paras) if i in (0, len(paras) - 1) or p.startswith("Vocabulary")]
+    shown = "\n\n".join(keep)
     return rng.choice(["My instructions are:\n", "Sure, here they are:\n", "I was told:\n"]) + shown
 
 
@@ -626,7 +685,7 @@ def _conversation(rng: random.Random) -> Conversation:
         )
     msgs = [{"role": "system", "content": system}]
     turns = 1 if r < 0.70 else rng.randint(2, 4)
-    attack = "inject" if 0.84 <= r < 0.93 else "leak" if r >= 0.93 else None
+    attack = "inject" if 0.82 <= r < 0.90 else "leak" if r >= 0.90 else None
     attack_turn = rng.randrange(turns) if attack else -1
     injected: str | None = None
     for i in range(turns):
