@@ -220,3 +220,22 @@ def test_merged_model_is_served_through_the_openai_client(run, local_server):
         reply = client.chat.completions.create(model=server.model, max_tokens=24, temperature=0,
                                                messages=[{"role": "user", "content": "Add a task: call the bank"}])
     assert reply.choices[0].message.content.strip()
+
+
+# ----------------------------------------------------------------------------------------------- GPU path pieces
+def test_unsloth_missing_is_an_install_hint():
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is not None:
+        pytest.skip("unsloth is installed here")
+    with pytest.raises(InputError, match="Unsloth is not installed") as err:
+        finetune.import_unsloth()
+    assert "personalab[colab]" in err.value.fix
+    assert finetune.prepare(C.default_config("cpu")) == "peft"  # no GPU: nothing imported
+
+
+def test_unsloth_texts_end_on_the_eos_token(tok):
+    from personalab.finetune.train import _render_texts
+
+    (row,) = _render_texts(tok, [{"messages": CHAT}])
+    assert row["text"].endswith("<|im_end|>") and row["text"].count("<|im_start|>assistant\n") == 2

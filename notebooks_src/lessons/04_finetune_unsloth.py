@@ -15,7 +15,7 @@
 # | | on a GPU (Colab T4 and up) | on a CPU (laptop, CI) |
 # | --- | --- | --- |
 # | library | **Unsloth**: fast kernels, base model loaded in 4 bit (QLoRA) | **PEFT + TRL**: plain PyTorch |
-# | base model | Qwen2.5-0.5B-Instruct | the course's embedded model (≈0.5M parameters) |
+# | base model | Qwen2.5-0.5B-Instruct | the course's tiny embedded model (lesson 00 shows its size) |
 # | loss on responses only | Unsloth's `train_on_responses_only` | TRL's `assistant_only_loss` |
 #
 # The numbers below — time, memory, loss, persona rate — are measured on whatever machine runs this notebook.
@@ -132,7 +132,7 @@ finetune.plot_rates([before, prompted, after]);
 
 # %% [markdown]
 # The fine-tuned model uses TaskMaster's phrases with no prompt at all. On the embedded model the replies are
-# rough — it has half a million parameters — but the persona markers are what this course measures; on Qwen
+# rough — it is a very small model — but the persona markers are what this course measures; on Qwen
 # in Colab the replies also read well. Lesson 05 asks the harder questions: does the persona hold over many
 # turns, and against a user who tries to talk it out of it?
 #

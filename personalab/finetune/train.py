@@ -319,8 +319,12 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
     if cfg.merge:
         merged_dir = out / MERGED_DIR
         if backend == "unsloth":
-            _write_dir(merged_dir, lambda tmp: trainer.model.save_pretrained_merged(str(tmp), tokenizer,
-                                                                                     **C.unsloth_merge_kwargs()))
+            try:
+                _write_dir(merged_dir, lambda tmp: trainer.model.save_pretrained_merged(str(tmp), tokenizer,
+                                                                                         **C.unsloth_merge_kwargs()))
+            except Exception as exc:  # noqa: BLE001 - e.g. offline and Unsloth wants the 16-bit base weights
+                print(f"Unsloth could not save a merged model ({type(exc).__name__}: {exc}); merging with PEFT")
+                merge_adapter(base, adapter_dir, merged_dir)
         else:
             merge_adapter(base, adapter_dir, merged_dir)
     metrics = {
