@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from personalab import finetune  # noqa: E402
+from personalab.embedded import read_build_info  # noqa: E402
 from personalab.results import hardware  # noqa: E402
 
 BUDGET_S = 60.0
@@ -49,7 +50,7 @@ def busy_processes(threshold: float = 10.0) -> list[str]:
         except psutil.Error:
             continue
         if share > threshold:
-            cmd = " ".join(p.info.get("cmdline") or [p.info.get("name") or "?"])[:60]
+            cmd = " ".join(p.info.get("cmdline") or [p.info.get("name") or "?"])[:48]
             out.append(f"{cmd} ({share:.0f}%)")
     return out
 
@@ -79,7 +80,8 @@ def append_results(path: Path, row: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the library's choice: all cores when idle, 1 when busy)")
     parser.add_argument("--steps", type=int, default=None, help="max_steps (default: the CPU preset)")
     parser.add_argument("--base", default="embedded", help="base model folder (default: the embedded model)")
     parser.add_argument("--record", action="store_true", help="write the JSON and append to RESULTS.md")
@@ -95,20 +97,18 @@ def main() -> int:
     changes = {"base_model": base, "threads": args.threads}
     if args.steps:
         changes["max_steps"] = args.steps
-    import torch
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = finetune.default_config("cpu", output_dir=tmp, **changes)
         before = finetune.persona_eval(base, progress=False)
         result = finetune.train(cfg, train, eval_dataset=evals)
-        if args.threads:
-            torch.set_num_threads(args.threads)
         after = finetune.persona_eval(*result.load(), progress=False)
     m = result.metrics
     row = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "hardware": hardware(),
-        "threads": args.threads or torch.get_num_threads(),
+        "threads": m["torch_threads"],
+        "base_model": {k: (read_build_info(base) or {}).get(k) for k in ("builder", "seed", "steps", "params")},
         "metrics": {k: m[k] for k in ("steps", "setup_s", "train_s", "wall_s", "time_per_step_s", "tokens_per_second",
                                       "peak_memory_mb", "final_loss", "trainable_params", "tokens_seen")},
         "first_loss": result.first_loss,
