@@ -190,6 +190,7 @@ def test_run_metrics_and_files(run):
     assert m["peak_memory_mb"] > 0 and m["tokens_per_second"] > 0 and m["time_per_step_s"] > 0
     assert m["wall_s"] >= m["setup_s"] + m["train_s"] - 0.01
     assert 0 < m["loss_tokens"]["trained_share"] < 1
+    assert m["labels_checked"] == m["examples"]  # TRL's prepared labels were verified, row by row
     for f in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer.json",
               "merged/config.json", "merged/model.safetensors", "merged/generation_config.json",
               "merged/tokenizer.json"):

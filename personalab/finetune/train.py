@@ -296,7 +296,7 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
         trainer, tokenizer, mask_stats = _peft_trainer(cfg, base, examples, eval_examples, out, cuda, bf16, meter,
                                                        source)
     trainable, total = count_params(trainer.model)
-    masking.verify_labels(trainer.train_dataset, source=source, backend=backend)
+    labels_checked = masking.verify_labels(trainer.train_dataset, source=source, backend=backend)["checked"]
 
     eval_before = trainer.evaluate()["eval_loss"] if eval_examples else None
     setup_s = time.perf_counter() - t0
@@ -345,6 +345,7 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
         "learning_rates": meter.lrs,
         "examples": len(examples),
         "loss_tokens": mask_stats,
+        "labels_checked": labels_checked,
         "device": _device_name(cuda),
         "bf16": bool(cuda and bf16),
         "torch_threads": torch.get_num_threads(),
