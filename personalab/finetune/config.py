@@ -107,8 +107,10 @@ def default_output_dir(name: str = "finetune") -> Path:
 
 #: Settings that fit each profile: the embedded model needs a much larger learning rate than a 0.5B model.
 PRESETS: dict[str, dict[str, Any]] = {
+    # threads=1: the embedded model's matrices are so small that a second thread costs more in
+    # synchronisation than it computes (benchmarks/RESULTS.md: 1 thread beat 2 on an idle 2-core machine)
     "cpu": {"base_model": EMBEDDED, "r": 16, "lora_alpha": 32, "learning_rate": 3e-3, "max_steps": 80,
-            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512},
+            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512, "threads": 1},
     "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4, "max_steps": 60,
             "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024},
 }
