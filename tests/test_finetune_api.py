@@ -152,3 +152,10 @@ def test_notebook_calls_are_accepted(accepted):
                 bad = [k.arg for k in node.keywords if k.arg not in fields and k.arg != "profile"]
                 problems += [f"{path.name}:{node.lineno}: FinetuneConfig has no field {b}" for b in bad]
     assert problems == []
+
+
+def test_pins_read_the_same_without_tomllib(monkeypatch, pins):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # Python 3.10 has no tomllib
+    assert drift.pyproject_pins() == {k: v for k, v in pins.items() if k in ("dependencies", "colab", "dev")}

@@ -49,9 +49,23 @@ def _pin_list(items: Iterable[str]) -> dict[str, str]:
 
 def pyproject_pins() -> dict[str, dict[str, str]]:
     """``{"dependencies": {name: version}, "colab": {...}, ...}`` from pyproject.toml's exact pins."""
-    import tomllib
-
-    data = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    text = PYPROJECT.read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the lists are simple enough for a regular expression
+        lists: dict[str, list[str]] = {}
+        key = None
+        for line in text.splitlines():
+            m = re.match(r"([\w-]+)\s*=\s*\[\s*$", line)
+            if m:
+                key = m.group(1)
+                lists[key] = []
+            elif key and line.strip().startswith("]"):
+                key = None
+            elif key:
+                lists[key] += re.findall(r'"([^"]+)"', line.split("#", 1)[0])
+        return {k: _pin_list(v) for k, v in lists.items() if k in ("dependencies", "colab", "dev")}
+    data = tomllib.loads(text)["project"]
     out = {"dependencies": _pin_list(data.get("dependencies", []))}
     for extra, items in data.get("optional-dependencies", {}).items():
         out[extra] = _pin_list(items)
