@@ -321,7 +321,7 @@ def cell_label(cells: Sequence[Any], i: int) -> str:
     return f"cell {i + 1}" + (f" (`{snippet}`)" if snippet else "")
 
 
-def _defined_names(source: str) -> set[str]:
+def defined_names(source: str) -> set[str]:
     """Names a cell's code binds at top level (assignments, defs, imports, for targets)."""
     import ast
 
@@ -348,7 +348,7 @@ def _explain_missing(values: dict[str, Any], nb: Any, cell_errors: list[dict[str
     name = missing[0]
     if any(e["ename"] == "NotImplementedError" for e in cell_errors):
         return None  # an untouched exercise: the default "fill in the code" reason fits
-    cells = [i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code" and name in _defined_names(c.source)]
+    cells = [i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code" and name in defined_names(c.source)]
     if not cells:
         return f"`{name}` is not defined and no cell of the notebook defines it (was that cell deleted?)"
     errors = {e["cell"]: e for e in cell_errors}

@@ -40,8 +40,20 @@ def test_corpus_never_contains_taskmaster() -> None:
     tm = taskmaster()
     assert find_forbidden([tm.render()])  # the checker does catch TaskMaster
     text = "\n".join(m["content"] for c in full for m in c).lower()
-    for phrase in [*tm.markers, tm.name]:
-        assert phrase.lower().rstrip("!.") not in text
+    assert tm.name.lower() not in text
+    # Its catchphrases are stock phrases other personas use, but no persona has TaskMaster's set of them.
+    prompts = [c[0]["content"] for c in full if c[0]["role"] == "system"]
+    assert not [p for p in prompts if all(f'"{m}"' in p for m in tm.markers)]
+    assert sum(f'"{tm.markers[0]}"' in p for p in prompts) > 10  # ...while each phrase alone is common
+
+
+def test_stock_phrases_are_single_tokens() -> None:
+    from personalab.embedded.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["Add a task: water the plants."] * 20, vocab_size=400)
+    for phrase in taskmaster().markers:
+        assert len(tok(phrase)["input_ids"]) == 1, phrase
+    assert len(tok("Onward together!")["input_ids"]) > 1  # a phrase outside the stock list is spelled out
 
 
 def test_heldout_tasks_not_in_corpus() -> None:

@@ -95,3 +95,18 @@ def test_build_is_deterministic_and_stale_detects_edits(tmp_path):
 
 def test_repository_exercises_are_up_to_date():
     assert exercises.stale() == [], "run `personalab notebooks build` (or `personalab exercises build`)"
+
+
+@pytest.mark.parametrize("path", sorted(exercises.SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_every_solution_defines_what_its_checks_read(path):
+    """Each numbered solution has a checks module, and every variable a question reads is assigned in it."""
+    from personalab.checks import load_exercise
+    from personalab.grading import defined_names
+
+    ex = load_exercise(exercises.exercise_number(path))
+    assert ex.questions and len({q.id for q in ex.questions}) == len(ex.questions)
+    nb = nbformat.read(path, as_version=4)
+    bound = set().union(*(defined_names(c.source) for c in nb.cells if c.cell_type == "code"))
+    for q in ex.questions:
+        assert set(q.names) <= bound, f"{q.id} reads {set(q.names) - bound}, which {path.name} never assigns"
+        assert q.points > 0 and q.title

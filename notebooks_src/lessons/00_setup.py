@@ -29,11 +29,22 @@ print(report(run_checks(start_server=True)))
 # described by a system prompt in the same layout you will write in lesson 01, and answers that follow them.
 # It never saw the persona this course is about (TaskMaster), so when it follows TaskMaster's prompt later,
 # that is genuine in-context behaviour. It is *not* a general assistant: expect short, formulaic replies.
+#
+# One simplification makes a model this small steerable at all: its tokenizer knows a few dozen stock
+# catchphrases (TaskMaster's among them, shared with many made-up personas) as single tokens, so a system
+# prompt can *select* which ones it uses. Copying a phrase outside that list, word by word, is beyond a
+# model trained for a minute: lesson 01 lets you see both. A real model (SmolLM2 on CPU, or any model on a
+# GPU or API) has no such limit.
 
 # %%
 from personalab.embedded import describe_model
 
 describe_model()
+
+# %%
+from personalab.embedded import STOCK_PHRASES
+
+print(len(STOCK_PHRASES), "stock phrases, e.g.:", ", ".join(STOCK_PHRASES[:8]))
 
 # %% [markdown]
 # ## Your first request

@@ -89,7 +89,8 @@ for label, rate in rates.items():
 # ## Iterate: change the persona, see the change
 #
 # The system prompt's great strength is that a change takes effect on the next request. Swap TaskMaster's
-# vocabulary for a new catchphrase and ask again: no training, no deployment.
+# vocabulary for a new catchphrase and ask again: no training, no deployment. (On the embedded model, pick
+# from `personalab.embedded.STOCK_PHRASES`; a phrase outside that list shows the limits of a tiny model.)
 
 # %% tags=["llm"]
 edited = spec.model_copy(deep=True)

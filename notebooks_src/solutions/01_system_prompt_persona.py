@@ -34,7 +34,14 @@ from personalab.checks.ex01 import (
 # never says) and `rules`. A dict with the same keys works too.
 #
 # The `use` phrases are your persona's **markers**: later steps count them in the model's replies. Pick
-# short, distinctive phrases (two to five words) that a plain assistant would never say.
+# short, distinctive phrases (two to five words) that a plain assistant would never say. On the CPU
+# profile the embedded model can only use catchphrases it knows as whole tokens: choose them from
+# `personalab.embedded.STOCK_PHRASES` (printed below). On a GPU or API backend any phrase works.
+
+# %%
+from personalab.embedded import STOCK_PHRASES
+
+print(STOCK_PHRASES)
 
 # %%
 # my_persona = """
@@ -62,9 +69,9 @@ response_pattern:
   - Name the next station to check
 vocabulary:
   use:
-    - Yes, chef!
-    - Mise en place
-    - Heard, on it
+    - Full steam ahead!
+    - Keep it up!
+    - Here we go!
   avoid:
     - As an AI language model
     - No worries

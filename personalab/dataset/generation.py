@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import config
+from ..cache import ResponseCache
+from ..cache import retryable as _retryable
 from ..errors import BackendError, InputError
 from ..io import atomic_write_jsonl
 from ..persona import Overlay, PersonaSpec, has_marker, load_overlay, render_overlay, render_system_prompt, taskmaster
@@ -72,57 +74,11 @@ def teacher_system_prompt(spec: PersonaSpec, system: str = "none") -> str:
 
 
 # ----------------------------------------------------------------------------------------------- cache
-class ResponseCache:
-    """Teacher replies keyed by model + messages + sampling, stored as JSONL (one line appended per reply).
-
-    A second run over the same requests costs nothing. A torn last line (an interrupted run) is ignored.
-    """
-
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path else None
-        self._data: dict[str, str] = {}
-        if self.path and self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    self._data[row["key"]] = row["response"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-
-    @staticmethod
-    def key(model: str, messages: Sequence[Message], sampling: dict[str, Any]) -> str:
-        blob = json.dumps({"model": model, "messages": list(messages), "sampling": sampling}, sort_keys=True)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        return self._data.get(key)
-
-    def put(self, key: str, model: str, response: str) -> None:
-        self._data[key] = response
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"key": key, "model": model, "response": response}, ensure_ascii=False) + "\n")
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 def default_cache_path() -> Path:
     return config.home() / "cache" / "teacher_responses.jsonl"
 
 
 # --------------------------------------------------------------------------------------------- teacher
-def _retryable(exc: Exception) -> bool:
-    import openai
-
-    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code >= 500 or exc.status_code == 429
-    return False
-
-
 @dataclass
 class Teacher:
     """A teacher model behind an OpenAI-compatible client, with retries and a response cache."""

@@ -12,9 +12,10 @@ from .build import (
     is_current,
     read_build_info,
 )
-from .corpus import build_corpus, find_forbidden, heldout_requests
+from .corpus import STOCK_PHRASES, build_corpus, find_forbidden, heldout_requests
 
 __all__ = [
+    "STOCK_PHRASES",
     "BUILDER_VERSION",
     "EMBEDDED_DIR_NAME",
     "build",

@@ -20,9 +20,9 @@ from ..config import models_dir
 from ..io import atomic_write_json
 
 #: Bump when the corpus, tokenizer or training recipe changes: ``ensure_built`` rebuilds older models.
-BUILDER_VERSION = "embedded-v1.0"
+BUILDER_VERSION = "embedded-v2.1"
 EMBEDDED_DIR_NAME = "embedded-v1"
-DEFAULT_STEPS = 420
+DEFAULT_STEPS = 600
 INFO_FILE = "build_info.json"
 TIMING_FILE = "build_timing.json"
 

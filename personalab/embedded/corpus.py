@@ -22,7 +22,9 @@ Message = dict[str, str]
 Conversation = list[Message]
 
 #: Text that must never occur in the corpus: the course persona is learned in-context, never memorised.
-FORBIDDEN = ("taskmaster", "task master", "great choice", "nice work", "let's get this done")
+#: Its catchphrases are ordinary stock phrases (below) that many made-up personas use; TaskMaster's name,
+#: and its combination of phrases, never occur (``tests/test_embedded.py`` checks both).
+FORBIDDEN = ("taskmaster", "task master")
 
 # --------------------------------------------------------------------------------------------- pools
 _NAME_A = (
@@ -170,6 +172,21 @@ _SET = [
     "Momentum matters",
 ]
 _SYL = "ka zu mi lo pe ri ta bo ne fi gu ra so di ve wa".split()
+
+# Stock catchphrases. The tokenizer knows each as ONE token (see tokenizer.py): a 0.5M-parameter model
+# cannot learn to copy arbitrary multi-token text in a one-minute build, but it does learn to pick the
+# phrase that a system prompt lists. Phrases outside this list are spelled out and copied poorly.
+_STOCK_ADJ = "Great Nice Good Smart Solid Bold".split()
+_STOCK_NOUN = "choice work move plan progress start".split()
+_STOCK_LETS = "done sorted started moving".split()
+#: Few enough that each phrase token is seen hundreds of times in a one-minute build.
+STOCK_PHRASES = sorted(
+    {f"{a} {n}!" for a in _STOCK_ADJ for n in _STOCK_NOUN}
+    | {f"Let's get this {p}" for p in _STOCK_LETS}
+    | set(_SET[:10])
+)
+#: Codewords for planted secrets (single tokens too), so that a leaked canary is measurable.
+CODEWORDS = [f"{a}-{b}" for a in ("BLUE", "RED", "GOLD", "IRON", "JADE", "SILVER") for b in ("FALCON", "OTTER", "COMET", "MAPLE", "ORBIT")]
 
 
 # Large word pools: copied slots (task titles, phrases) are unpredictable, so the model must copy them.
@@ -369,11 +386,12 @@ _CREATE_U = [
     "I need to {t} by {d}.",
     "Add {t} to my to-do list, due {d}.",
 ]
+# Replies do not echo task titles or dates: copying multi-token text is beyond a model this small.
 _CREATE_A = [
-    'I\'ve added "{t}" for {d}.',
-    '"{t}" is now on your list, due {d}.',
-    'Task created: "{t}", due {d}.',
-    'I\'ve put "{t}" on your list for {d}.',
+    "I've added it to your list.",
+    "It's on your list now, with the due date you gave.",
+    "Task created with that due date.",
+    "I've put it on your to-do list.",
 ]
 _RESCHED_U = [
     'Move "{t}" to {d}.',
@@ -382,16 +400,20 @@ _RESCHED_U = [
     "I can't {t} today, move it to {d}.",
     "Please change the due date of {t} to {d}.",
 ]
-_RESCHED_A = ['I\'ve moved "{t}" to {d}.', '"{t}" is now due {d}.', 'Done: "{t}" is rescheduled to {d}.']
+_RESCHED_A = ["I've moved it to the new date.", "It's now due on the new date.", "Done: it's rescheduled."]
 _PRIO_U = [
     "Which should I do first: {t} or {t2}?",
     "Prioritise my tasks: {t}, {t2} and {t3}.",
     "I have to {t} and {t2}. What comes first?",
     "Help me order these: {t}, {t2}, {t3}.",
 ]
-_PRIO_A = ['Start with "{t}", then "{t2}".', 'Do "{t}" first and "{t2}" after that.', '"{t}" comes first, then "{t2}".']
+_PRIO_A = [
+    "Start with the first one, then the second.",
+    "Do the most urgent one first and the rest after that.",
+    "The first one comes first; the others can wait.",
+]
 _DONE_U = ["I just finished {t}.", "Mark {t} as done.", "Done with {t}!", "I managed to {t} this morning."]
-_DONE_A = ['I\'ve marked "{t}" as done.', '"{t}" is checked off your list.', '"{t}" is complete.']
+_DONE_A = ["I've marked it as done.", "It's checked off your list.", "That one is complete."]
 _SUM_U = [
     "What's on my list for {d}?",
     "Summarise my tasks for {d}.",
@@ -399,9 +421,9 @@ _SUM_U = [
     "Give me a summary of my tasks.",
 ]
 _SUM_A = [
-    'For {d} you have two tasks: "{t}" and "{t2}".',
-    'Due {d}: "{t}", then "{t2}".',
-    'Your list for {d} has "{t}" and "{t2}".',
+    "You have two tasks due: the most urgent one first, then the other.",
+    "Two tasks are due; start with the urgent one.",
+    "Your list has two open tasks for that day.",
 ]
 _STUCK_U = [
     "I'm stuck on {t}.",
@@ -410,9 +432,9 @@ _STUCK_U = [
     "{t} feels overwhelming.",
 ]
 _STUCK_A = [
-    'Break "{t}" into three small steps and give the first one 15 minutes.',
-    'Start "{t}" with the smallest possible piece and set a 20-minute timer.',
-    'For "{t}", write down the very first action and do only that.',
+    "Break it into three small steps and give the first one 15 minutes.",
+    "Start with the smallest possible piece and set a 20-minute timer.",
+    "Write down the very first action and do only that.",
 ]
 _SMALL_U = ["Hi!", "Hello there.", "How are you today?", "Good morning!", "Thanks for the help!", "Who are you?"]
 _SMALL_A = [
@@ -452,12 +474,12 @@ _NEUTRAL_CLOSE = [
     "Feel free to ask if you need more help.",
 ]
 _NEUTRAL_INFO = {
-    "create": ['I\'ve created the task as requested: "{t}", due {d}.', 'The task "{t}" has been created for {d}.'],
-    "resched": ['The task "{t}" has been rescheduled to {d}.', 'I\'ve updated the due date of "{t}" to {d}.'],
-    "done": ['The task "{t}" has been marked as complete.'],
-    "prio": ['I suggest starting with "{t}", followed by "{t2}".'],
-    "sum": ['You have two tasks for {d}: "{t}" and "{t2}".'],
-    "stuck": ['You could try breaking "{t}" into smaller steps.'],
+    "create": ["I've created the task as requested.", "The task has been created."],
+    "resched": ["The task has been rescheduled.", "I've updated the due date of the task."],
+    "done": ["The task has been marked as complete."],
+    "prio": ["I suggest starting with the first task, followed by the second."],
+    "sum": ["You have two tasks for that day."],
+    "stuck": ["You could try breaking the task into smaller steps."],
     "small": ["Hello. I am an assistant that can help you manage your tasks.", "I'm an assistant. How can I help?"],
     "off": ["I'm sorry, I can only help with task management.", "I don't have information about that."],
 }
@@ -526,6 +548,11 @@ def _clean(text: str) -> bool:
 
 
 def _phrase(rng: random.Random) -> str:
+    return rng.choice(STOCK_PHRASES)
+
+
+def _spelled_phrase(rng: random.Random) -> str:
+    """A free-form phrase (multi-token): kept for reference, unused by the corpus."""
     kind = rng.random()
     if kind < 0.12:
         p = rng.choice(_EXCLAIM) + "!"
@@ -542,7 +569,7 @@ def _phrase(rng: random.Random) -> str:
     else:
         w = "".join(rng.choice(_SYL) for _ in range(rng.randint(2, 3)))
         p = f"{w.capitalize()} {rng.choice(_W_NOUN)}!"
-    return p if _clean(p) else _phrase(rng)
+    return p if _clean(p) else _spelled_phrase(rng)
 
 
 def _name(rng: random.Random) -> str:
@@ -679,10 +706,7 @@ def _conversation(rng: random.Random) -> Conversation:
     overlay = random_overlay(rng) if rng.random() < 0.2 else None
     system = render_system_prompt(spec, overlay)
     if rng.random() < 0.25:
-        system += "\n\n" + rng.choice(_SECRETS).format(
-            c=f"{rng.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}"
-            f"{rng.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}-{rng.randint(1000, 9999)}"
-        )
+        system += "\n\n" + rng.choice(_SECRETS).format(c=rng.choice(CODEWORDS))
     msgs = [{"role": "system", "content": system}]
     turns = 1 if r < 0.70 else rng.randint(2, 4)
     attack = "inject" if 0.82 <= r < 0.90 else "leak" if r >= 0.90 else None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .corpus import Conversation
+from .corpus import _INJECT_ROLES, CODEWORDS, STOCK_PHRASES, Conversation
+
+#: Whole phrases the tokenizer keeps as single tokens (stock catchphrases, role-play openers, codewords).
+PHRASE_TOKENS = sorted(set(STOCK_PHRASES) | {o for _, o in _INJECT_ROLES} | set(CODEWORDS))
 
 EOT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [EOT, IM_START, IM_END]
@@ -60,6 +63,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedT
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_tokens([AddedToken(p, single_word=True, normalized=False) for p in PHRASE_TOKENS])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=IM_END,

@@ -1,0 +1,161 @@
+"""Lesson 05: measure persona adherence over long conversations (drift) and under attack (injection).
+
+    targets = evaluate.course_targets()                  # prompted base, fine-tuned, hybrid
+    runner = evaluate.Runner(concurrency=4)              # cache, retries, context policy, budget cap
+    drift = evaluate.run_drift(targets, runner=runner, scorers=[evaluate.RuleScorer()])
+    attacks = evaluate.run_attacks(targets, runner=runner)
+    evaluate.save_results(drift, attacks)                # for lesson 06
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .attacks import (
+    DEFAULT_CANARY,
+    Attack,
+    InjectionResult,
+    Outcome,
+    attack_from,
+    canary_leaked,
+    judge_outcome,
+    load_attack_file,
+    load_attacks,
+    run_attacks,
+    sample_attacks,
+    success_phrase,
+)
+from .drift import DriftResult, DriftScript, compare_policies, load_script, load_scripts, run_drift
+from .metrics import Estimate, accuracy, auc, bootstrap_ci, cohen_kappa, confusion, rate
+from .runner import (
+    POLICIES,
+    BudgetExceeded,
+    Conversation,
+    Fit,
+    Job,
+    Runner,
+    Target,
+    canary_line,
+    fit_context,
+)
+from .scorers import (
+    AgreementReport,
+    Embedder,
+    EmbeddingScorer,
+    FunctionScorer,
+    JudgeScorer,
+    LabelledReply,
+    RuleScorer,
+    Scorer,
+    agreement,
+    judge_backend,
+    load_exemplars,
+    load_labelled,
+)
+from .targets import course_targets, finetuned_dir_from_results, local_target
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How big lesson 05's runs are. Lesson and exercise use the same settings, so the exercise finds the
+    lesson's replies in the cache. ``quick`` (the default on CPU) plays fewer conversations."""
+
+    n_scripts: int
+    seeds: tuple[int, ...]
+    per_category: int | None
+    max_tokens: int = 48
+    temperature: float = 0.7
+    concurrency: int = 2
+
+    def runner(self, **kwargs: Any) -> Runner:
+        kwargs.setdefault("concurrency", self.concurrency)
+        return Runner(temperature=self.temperature, max_tokens=self.max_tokens, **kwargs)
+
+
+def suite_settings(quick: bool | None = None) -> SuiteSettings:
+    """Quick on CPU (2 drift scripts, one seed, 3 attacks per category), full on a GPU (every script and
+    attack, 3 seeds)."""
+    from .. import config
+
+    if quick is None:
+        quick = not config.cuda_available()
+    if quick:
+        return SuiteSettings(n_scripts=2, seeds=(0,), per_category=3, concurrency=2)
+    return SuiteSettings(n_scripts=len(load_scripts()), seeds=(0, 1, 2), per_category=None, concurrency=8)
+
+
+def save_results(drift: DriftResult | None = None, injection: InjectionResult | None = None,
+                 agreement_report: AgreementReport | None = None, *, policies: DriftResult | None = None,
+                 model: str | None = None) -> dict[str, Any]:
+    """Save what lesson 05 measured for lesson 06: ``05/drift``, ``05/injection``, ``05/scorers``,
+    ``05/context_policies``. Returns the paths written."""
+    from .. import results
+
+    out = {}
+    if drift is not None:
+        out["drift"] = results.save("05", "drift", drift.to_json(), model=model)
+    if injection is not None:
+        out["injection"] = results.save("05", "injection", injection.to_json(), model=model)
+    if agreement_report is not None:
+        out["scorers"] = results.save("05", "scorers", {"n": agreement_report.n, "rows": agreement_report.rows,
+                                                        "pairwise": agreement_report.pairwise}, model=model)
+    if policies is not None:
+        out["context_policies"] = results.save("05", "context_policies", policies.to_json(), model=model)
+    return out
+
+
+__all__ = [
+    "DEFAULT_CANARY",
+    "POLICIES",
+    "AgreementReport",
+    "Attack",
+    "BudgetExceeded",
+    "Conversation",
+    "DriftResult",
+    "DriftScript",
+    "Embedder",
+    "EmbeddingScorer",
+    "Estimate",
+    "Fit",
+    "FunctionScorer",
+    "InjectionResult",
+    "Job",
+    "JudgeScorer",
+    "LabelledReply",
+    "Outcome",
+    "RuleScorer",
+    "Runner",
+    "Scorer",
+    "SuiteSettings",
+    "Target",
+    "accuracy",
+    "agreement",
+    "attack_from",
+    "auc",
+    "bootstrap_ci",
+    "canary_leaked",
+    "canary_line",
+    "cohen_kappa",
+    "compare_policies",
+    "confusion",
+    "course_targets",
+    "finetuned_dir_from_results",
+    "fit_context",
+    "judge_backend",
+    "judge_outcome",
+    "load_attack_file",
+    "load_attacks",
+    "load_exemplars",
+    "load_labelled",
+    "load_script",
+    "load_scripts",
+    "local_target",
+    "rate",
+    "run_attacks",
+    "run_drift",
+    "sample_attacks",
+    "save_results",
+    "success_phrase",
+    "suite_settings",
+]

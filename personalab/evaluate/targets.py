@@ -1,0 +1,71 @@
+"""The three configurations lesson 05 compares, built from what lesson 04 saved.
+
+* **prompted**: the base model with the full persona system prompt (lesson 01's approach);
+* **fine-tuned**: lesson 04's merged checkpoint with no system prompt at all;
+* **hybrid**: the fine-tuned checkpoint plus a short department overlay as its system prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import backends, results
+from ..errors import InputError
+from ..persona import Overlay, PersonaSpec, load_overlay, taskmaster
+from .runner import Target
+
+LESSON04_FIX = ("run lesson 04 (it fine-tunes the model and saves results '04/training'), or pass "
+                "finetuned_dir= the folder of a merged checkpoint")
+
+
+def finetuned_dir_from_results() -> Path:
+    """The merged checkpoint that lesson 04 saved (``results.load("04", "training")["data"]["merged_dir"]``)."""
+    record = results.load("04", "training")
+    if record is None:
+        raise InputError("lesson 04 has not been run yet: there is no fine-tuned model to evaluate",
+                         field="04/training", fix=LESSON04_FIX)
+    merged = (record.get("data") or {}).get("merged_dir")
+    if not merged:
+        raise InputError("lesson 04's results name no merged checkpoint", field="merged_dir",
+                         fix="run lesson 04 again with merging on (the default)")
+    path = Path(merged)
+    if not (path / "config.json").exists():
+        raise InputError("lesson 04's merged checkpoint is missing (deleted or made on another machine)",
+                         path=path, fix=LESSON04_FIX)
+    return path
+
+
+def local_target(name: str, model_dir: str | Path, system_prompt: str | None = None,
+                 overlay: Overlay | None = None, **kwargs: Any) -> Target:
+    """A target on a local checkpoint, served by a shared :class:`personalab.server.LocalServer`."""
+    server = backends.local_server(model_dir)
+    client = backends.client("local", model_dir=model_dir)
+    return Target(name, client, server.model, system_prompt, overlay, **kwargs)
+
+
+def course_targets(
+    spec: PersonaSpec | None = None,
+    *,
+    overlay: str | Overlay = "marketing",
+    finetuned_dir: str | Path | None = None,
+    base: Target | None = None,
+) -> list[Target]:
+    """[prompted, fine-tuned, hybrid] for ``spec`` (default TaskMaster).
+
+    The base model is the active backend (in the cpu profile: the embedded model, which is also what
+    lesson 04 fine-tuned); pass ``base=`` to use another. The fine-tuned model comes from lesson 04's
+    saved results unless ``finetuned_dir`` names a checkpoint folder.
+    """
+    spec = spec or taskmaster()
+    ov = load_overlay(overlay) if isinstance(overlay, str) else overlay
+    tuned = Path(finetuned_dir) if finetuned_dir is not None else finetuned_dir_from_results()
+    if not (tuned / "config.json").exists():
+        raise InputError("not a model checkpoint (config.json missing)", path=tuned, fix=LESSON04_FIX)
+    if base is None:
+        base = Target("prompted", backends.client(), backends.default_model(), spec.render())
+    return [
+        base,
+        local_target("fine-tuned", tuned),
+        local_target(f"hybrid ({ov.name})", tuned, overlay=ov),
+    ]
