@@ -48,7 +48,7 @@ print(f"base model, no system prompt: marker rate {before['rate']:.0%} on {befor
 print("learning-rate ranges:", LR_RANGES, "| budget:", MAX_EXAMPLES_SEEN, "conversations")
 ### BEGIN SOLUTION
 if finetune.default_config().base_model == "embedded":
-    my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=2e-3, max_steps=80, batch_size=16,
+    my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=3e-3, max_steps=80, batch_size=16,
                                         output_dir=OUTPUT_DIR)
 else:
     my_config = finetune.default_config(r=16, lora_alpha=16, learning_rate=2e-4, max_steps=60, batch_size=8,
