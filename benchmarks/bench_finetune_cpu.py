@@ -69,13 +69,13 @@ def append_results(path: Path, row: dict) -> None:
             f"{m['peak_memory_mb']:.0f} | {row['first_loss']:.2f} → {m['final_loss']:.2f} | "
             f"{row['rate_before']:.2f} → {row['rate_after']:.2f} | {row['load_before']:.1f} | "
             f"{'; '.join(row['busy']) or 'none'} |\n")
-    # insert the row at the end of the CPU table
-    start = text.index("## Fine-tuning on CPU")
-    nxt = text.find("\n## ", start + 5)
-    end = len(text) if nxt < 0 else nxt + 1
-    section = text[start:end].rstrip("\n") + "\n" + line
-    text = text[:start] + section + ("\n" + text[end:] if nxt >= 0 else "")
-    path.write_text(text, encoding="utf-8")
+    # insert the row after the last row of the CPU table (notes below the table stay below it)
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("## Fine-tuning on CPU"))
+    last = max(i for i in range(start, len(lines)) if lines[i].startswith("|")
+               and all(not lines[j].startswith("## ") for j in range(start + 1, i + 1)))
+    lines.insert(last + 1, line)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 def main() -> int:
@@ -94,7 +94,9 @@ def main() -> int:
     base = finetune.infer.resolve_model_path(args.base)
     train = generate("train", injection_ratio=0.1, progress=False)
     evals = generate("eval", injection_ratio=0.1, progress=False)
-    changes = {"base_model": base, "threads": args.threads}
+    changes: dict = {"base_model": base}
+    if args.threads:
+        changes["threads"] = args.threads
     if args.steps:
         changes["max_steps"] = args.steps
 

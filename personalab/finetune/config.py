@@ -63,8 +63,8 @@ class FinetuneConfig:
     #: Unsloth's train_on_responses_only markers; None: detected from the chat template.
     instruction_part: str | None = None
     response_part: str | None = None
-    #: CPU threads for training. None: PyTorch's default on an idle machine, 1 when other processes keep the
-    #: cores busy (there, 1 thread can be many times faster than 2: threads that wait on each other spin).
+    #: CPU threads for training. None: one per idle core (measured when training starts). On cores that other
+    #: processes keep busy, threads wait on each other: 2 threads can be many times slower than 1.
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -107,10 +107,8 @@ def default_output_dir(name: str = "finetune") -> Path:
 
 #: Settings that fit each profile: the embedded model needs a much larger learning rate than a 0.5B model.
 PRESETS: dict[str, dict[str, Any]] = {
-    # threads=1: the embedded model's matrices are so small that a second thread costs more in
-    # synchronisation than it computes (benchmarks/RESULTS.md: 1 thread beat 2 on an idle 2-core machine)
     "cpu": {"base_model": EMBEDDED, "r": 16, "lora_alpha": 32, "learning_rate": 3e-3, "max_steps": 80,
-            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512, "threads": 1},
+            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512},
     "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4, "max_steps": 60,
             "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024},
 }

@@ -101,14 +101,19 @@ def prepare(cfg: FinetuneConfig | None = None) -> str:
 
 
 def auto_threads(default: int) -> int:
-    """CPU threads for training when the config leaves it open: PyTorch's default on an idle machine, 1 when
-    other processes keep the cores busy (then threads that wait on each other at every operation spin, and
-    two threads can be many times slower than one)."""
+    """CPU threads for training when the config leaves it open: as many as there are idle cores (at most
+    ``default``), measured over half a second. Threads on cores that other processes keep busy wait on each other at
+    every operation: two threads on a shared 2-core machine can be several times slower than one."""
     try:
-        load = os.getloadavg()[0]
-    except OSError:
+        import psutil
+
+        cores, me = os.cpu_count() or 1, psutil.Process()
+        psutil.cpu_percent(None), me.cpu_percent(None)
+        time.sleep(0.5)
+        busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100  # other processes only
+    except Exception:  # noqa: BLE001 - no measurement: keep PyTorch's choice
         return default
-    return default if load < 0.5 * (os.cpu_count() or 1) else 1
+    return max(1, min(default, int(cores - busy + 0.5)))
 
 
 def bf16_supported() -> bool:
