@@ -1,0 +1,175 @@
+# %% [markdown]
+# # Lesson 04 — Fine-tune the persona into the weights
+#
+# Lesson 01 put TaskMaster in the system prompt; lesson 03 wrote conversations in which the assistant already
+# talks like TaskMaster, with **no** system prompt. Now a model learns from them. Afterwards it should sound
+# like TaskMaster by itself — and then every request saves the prompt's tokens (lesson 02 priced that).
+#
+# **LoRA** (low-rank adaptation) does not change the model's weights. Next to each chosen weight matrix
+# `W` it trains two small matrices `A` (r × d) and `B` (d × r) and uses `W + (alpha / r) · B·A`. With a rank
+# `r` of 8 to 64 that is a tiny share of the parameters, the optimizer's memory shrinks with it, and the
+# result is a small **adapter** file next to an untouched base model.
+#
+# The same call trains on two kinds of machine:
+#
+# | | on a GPU (Colab T4 and up) | on a CPU (laptop, CI) |
+# | --- | --- | --- |
+# | library | **Unsloth**: fast kernels, base model loaded in 4 bit (QLoRA) | **PEFT + TRL**: plain PyTorch |
+# | base model | Qwen2.5-0.5B-Instruct | the course's tiny embedded model (lesson 00 shows its size) |
+# | loss on responses only | Unsloth's `train_on_responses_only` | TRL's `assistant_only_loss` |
+#
+# The numbers below — time, memory, loss, persona rate — are measured on whatever machine runs this notebook.
+
+# %%
+from personalab import finetune, persona, results
+
+config = finetune.default_config()
+backend = finetune.prepare(config)  # on a GPU this imports Unsloth now: it must come before TRL and PEFT
+spec = persona.taskmaster()
+print("backend:", backend, "| base model:", config.base_model)
+print(config)
+
+# %% [markdown]
+# ## 1. The data
+#
+# Lesson 03 wrote `train.jsonl` and `eval.jsonl` (if you skipped it, the offline generator writes them now).
+# The model trains on `train.jsonl`; the eval loss is measured on `eval.jsonl`, conversations it never sees.
+
+# %%
+paths = finetune.dataset_paths()
+train_examples, _ = finetune.load_examples(paths.train)
+eval_examples, _ = finetune.load_examples(paths.eval)
+print(len(train_examples), "training and", len(eval_examples), "eval conversations; the first:")
+for m in train_examples[0]["messages"]:
+    print(f"{m['role']:>9}: {m['content']}")
+
+# %% [markdown]
+# ## 2. Which tokens carry the loss?
+#
+# The model should learn to *write TaskMaster's replies*, not to predict the user's messages. So the loss is
+# computed only on the assistant's tokens; every other label is set to -100, which the loss ignores. On the
+# CPU path, the chat template marks assistant text with `{% generation %}` tags and TRL builds the mask from
+# them; on the GPU path, Unsloth masks everything outside the text after `<|im_start|>assistant`.
+#
+# Below, the tokens that carry loss are highlighted (the ones inside ⟦ ⟧ in plain text). Note that the
+# end-of-turn token belongs to the reply: the model must learn when to stop.
+
+# %%
+tokenizer = finetune.load_tokenizer(config.base_model)
+multi_turn = next(ex for ex in train_examples if len(ex["messages"]) > 2)
+view = finetune.loss_view(tokenizer, multi_turn, backend=backend, max_length=config.max_seq_length)
+view
+
+# %% [markdown]
+# ### The classic failure: every label is -100
+#
+# If the chat template and the data do not match, the mask is empty: the loss is 0 (or NaN), the run
+# "finishes" and the model learns nothing. It happens with a role the template does not know (`bot`,
+# `model`), with response markers of another model family, or with a `max_seq_length` that cuts off every
+# reply. `train()` checks the whole dataset before it loads the model; here the check runs on purpose on data
+# whose replies are labelled `model` instead of `assistant`:
+
+# %%
+from personalab.errors import InputError
+
+mislabelled = [{"messages": [{"role": "model" if m["role"] == "assistant" else m["role"], "content": m["content"]}
+                             for m in ex["messages"]]} for ex in train_examples[:50]]
+try:
+    finetune.check_masking(tokenizer, mislabelled, backend=backend, max_length=config.max_seq_length)
+except InputError as err:
+    print(err)
+
+# %% [markdown]
+# ## 3. Before: the base model without a system prompt
+#
+# The held-out requests are the eval split of lesson 03's user requests. The base model answers them with no
+# system prompt, and once more *with* TaskMaster's prompt, for comparison. A reply counts when it contains
+# one of the persona's marker phrases.
+
+# %% tags=["llm"]
+before = finetune.persona_eval(config.base_model, label="base, no prompt")
+prompted = finetune.persona_eval(config.base_model, system=spec.render(), label="base + system prompt")
+print(f"marker rate without a prompt: {before['rate']:.0%}, with the prompt: {prompted['rate']:.0%} "
+      f"({before['n']} held-out requests)")
+
+# %% [markdown]
+# ## 4. Train
+#
+# `train()` shows a progress bar with the loss, checks the masking, trains, and saves three things in its
+# output folder: the LoRA **adapter**, a **merged** model (the adapter folded into the base weights, a normal
+# checkpoint that lesson 05 serves), and `metrics.json`. It measures the eval loss before and after.
+
+# %% tags=["timing"]
+result = finetune.train(config, paths.train, eval_dataset=paths.eval)
+print(result)
+
+# %% tags=["plot"]
+ax = result.plot_loss()
+ax.set_title(f"{result.backend}: {config.base_model}");
+
+# %%
+m = result.metrics
+print(f"eval loss (conversations not trained on): {result.eval['loss_before']:.3f} before, "
+      f"{result.eval['loss_after']:.3f} after")
+print(f"trainable parameters: {m['trainable_params']:,} of {m['total_params']:,} ({m['trainable_share']:.2%})")
+print(f"setup {m['setup_s']:.1f} s, training {m['train_s']:.1f} s ({m['time_per_step_s']:.3f} s/step, "
+      f"{m['tokens_per_second']:.0f} tokens/s), peak memory {m['peak_memory_mb']:.0f} MB ({m['memory_kind']})")
+print("measured on:", m["device"])
+
+# %% [markdown]
+# What to look for: the loss falls quickly and then flattens — the persona is a *style*, easy to learn. The
+# eval loss falls too, so the model learned the style rather than memorising the training conversations.
+# Peak memory on a CPU is the whole process (Python, libraries, model); on a GPU it is what PyTorch allocated.
+#
+# ## 5. After: the fine-tuned model without a system prompt
+
+# %% tags=["llm"]
+after = finetune.persona_eval(*result.load(), label="fine-tuned, no prompt")
+print(finetune.compare_answers(before, after, k=4))
+
+# %% tags=["plot"]
+finetune.plot_rates([before, prompted, after]);
+
+# %% [markdown]
+# The fine-tuned model uses TaskMaster's phrases with no prompt at all. On the embedded model the replies are
+# rough — it is a very small model — but the persona markers are what this course measures; on Qwen
+# in Colab the replies also read well. Lesson 05 asks the harder questions: does the persona hold over many
+# turns, and against a user who tries to talk it out of it?
+#
+# ## 6. The fine-tuned model behind the same API
+#
+# The merged model is a normal checkpoint, so the local server serves it and the `openai` client talks to it
+# exactly as to the base model in lesson 01 — no system prompt in the request:
+
+# %% tags=["llm"]
+import openai
+
+with result.server() as server:
+    client = openai.OpenAI(base_url=server.base_url, api_key="local")
+    reply = client.chat.completions.create(
+        model=server.model, messages=[{"role": "user", "content": "Add a task: call the bank on Friday"}],
+        max_tokens=40, temperature=0)
+print(reply.choices[0].message.content)
+
+# %% [markdown]
+# ## 7. Save the measurements for lessons 05 and 06
+#
+# Lesson 03's cost estimate uses the measured throughput; lesson 05 serves the merged model; lesson 06 puts the
+# training time and memory into the decision matrix.
+
+# %%
+saved = results.save("04", "training", {
+    **result.summary(),
+    "marker_rate_before": before["rate"],
+    "marker_rate_prompted": prompted["rate"],
+    "marker_rate_after": after["rate"],
+    "heldout_requests": before["n"],
+    "train_examples": len(train_examples),
+    "config": config.to_dict(),
+}, model=config.base_model)
+print("saved", saved)
+print("adapter:", result.adapter_dir, "\nmerged model:", result.merged_dir)
+
+# %% [markdown]
+# **Next:** exercise 04 — choose the LoRA hyperparameters yourself. Lesson 05 measures drift and injection on
+# the system-prompted base model, the fine-tuned model, and both together.

@@ -1,0 +1,92 @@
+# %% [markdown]
+# # Exercise 04 — Fine-tune the persona into the weights
+#
+# Lesson 04 trained with the course's preset. Now you choose the LoRA hyperparameters yourself, within a
+# training budget, and show three things: the run trains, its loss falls, and the persona shows up **without
+# a system prompt** on requests the model never saw.
+#
+# **How the checks work.** After each step, run the `qN.check()` cell: it says what is right, what is missing
+# and how many points the step is worth. `qN.hint()` (then `qN.hint(2)`) helps when you are stuck. Your
+# instructor grades by running the notebook from top to bottom, so keep the variable names it asks for.
+
+# %%
+from personalab import finetune
+from personalab.checks.ex04 import EXERCISE, LR_RANGES, MAX_EXAMPLES_SEEN
+
+q1, q2, q3 = EXERCISE.questions
+backend = finetune.prepare()  # imports Unsloth first on a GPU
+paths = finetune.dataset_paths()
+OUTPUT_DIR = str(finetune.default_output_dir("exercise04"))  # your run, apart from lesson 04's
+print("backend:", backend)
+print("the preset for this machine:", finetune.default_config())
+
+# %% [markdown]
+# ## Before: the base model, no system prompt
+#
+# `before` holds the base model's replies to the held-out requests and its persona-marker rate; `after` will
+# hold the same for your fine-tuned model.
+
+# %% tags=["llm"]
+before = finetune.persona_eval(finetune.default_config().base_model, label="base")
+print(f"base model, no system prompt: marker rate {before['rate']:.0%} on {before['n']} held-out requests")
+
+# %% [markdown]
+# ## Step 1 — choose the hyperparameters (q1)
+#
+# Build `my_config` with `finetune.default_config(...)` and these fields:
+#
+# * `r` — the LoRA rank: the size of the update matrices (4 to 64);
+# * `lora_alpha` — the update is scaled by `lora_alpha / r` (keep that between 0.5 and 4);
+# * `learning_rate` — the one that matters most. The range that works depends on the model (`LR_RANGES`);
+# * `max_steps` and `batch_size` — together the number of conversations the optimizer sees; the budget is
+#   `MAX_EXAMPLES_SEEN`.
+#
+# Keep `output_dir=OUTPUT_DIR`. A rule of thumb: a tiny model trained from scratch tolerates (and needs) a
+# learning rate ten times higher than a pretrained 0.5B model; a persona is a style, so a small rank is enough.
+
+# %%
+print("learning-rate ranges:", LR_RANGES, "| budget:", MAX_EXAMPLES_SEEN, "conversations")
+### BEGIN SOLUTION
+if finetune.default_config().base_model == "embedded":
+    my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=3e-3, max_steps=80, batch_size=16,
+                                        output_dir=OUTPUT_DIR)
+else:
+    my_config = finetune.default_config(r=16, lora_alpha=16, learning_rate=2e-4, max_steps=60, batch_size=8,
+                                        output_dir=OUTPUT_DIR)
+### END SOLUTION
+print(my_config)
+q1.check()
+
+# %% [markdown]
+# ## Step 2 — train (q2)
+#
+# Run the training with your settings. The check reads the result: all steps done, the loss finite, and the
+# loss at the end at least a quarter below the loss at the start. Re-run this cell after changing `my_config`.
+
+# %% tags=["timing"]
+my_result = finetune.train(my_config, paths.train)
+print(my_result)
+my_result.plot_loss();
+
+# %%
+q2.check()
+
+# %% [markdown]
+# ## Step 3 — the persona without a prompt (q3)
+#
+# Measure your fine-tuned model on the same held-out requests, with no system prompt, into `after`. The marker
+# rate must rise by at least 50 percentage points over `before`.
+
+# %% tags=["llm"]
+### BEGIN SOLUTION
+after = finetune.persona_eval(*my_result.load(), label="fine-tuned")
+### END SOLUTION
+print(finetune.compare_answers(before, after, k=3))
+q3.check()
+
+# %% [markdown]
+# **Try it:** what happens with `learning_rate` at the bottom of its range, or with `r=4`? With a learning rate
+# far above the range? The checks tell you what changed, the loss curve shows why.
+
+# %%
+EXERCISE.progress()

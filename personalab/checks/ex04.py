@@ -1,0 +1,162 @@
+"""Checks for exercise 04: choose LoRA hyperparameters that move the persona into the weights.
+
+The learner's run is graded from plain data only: the exported config, the exported :class:`TrainResult`
+(losses and metrics) and the replies of two persona evaluations. The checks recompute the marker rates
+from the replies and compare the requests with the held-out split themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..persona import has_marker, taskmaster
+from . import Credit, Exercise, Incorrect, expect_keys, expect_type
+
+EXERCISE = Exercise("04", "Fine-tune the persona into the weights")
+
+#: Training budget: conversations seen by the optimizer (steps x batch size x gradient accumulation).
+MAX_EXAMPLES_SEEN = 2400
+#: Sensible learning rates by base model: the tiny embedded model needs a much larger one.
+LR_RANGES = {"embedded": (3e-4, 1e-2), "other": (2e-5, 2e-3)}
+R_RANGE = (4, 64)
+SCALE_RANGE = (0.5, 4.0)  # lora_alpha / r
+#: The loss must fall by at least this share (start: mean of the first 10% of steps; end: last 10%).
+MIN_LOSS_DROP = 0.25
+#: Marker-rate gain (after - before, held-out requests, no system prompt) for full and partial credit.
+FULL_GAIN, PARTIAL_GAIN = 0.5, 0.2
+
+
+def _config(value: Any, name: str = "my_config") -> Mapping[str, Any]:
+    return expect_keys(value, ["base_model", "r", "lora_alpha", "learning_rate", "max_steps", "batch_size",
+                               "grad_accum"], name)
+
+
+def examples_seen(cfg: Mapping[str, Any]) -> int:
+    return int(cfg["max_steps"] or 0) * int(cfg["batch_size"]) * int(cfg["grad_accum"])
+
+
+def config_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a config for this exercise (empty: fine)."""
+    out = []
+    r, alpha, lr = cfg["r"], cfg["lora_alpha"], cfg["learning_rate"]
+    if not isinstance(r, int) or not R_RANGE[0] <= r <= R_RANGE[1]:
+        out.append(f"r={r!r}: pick a rank from {R_RANGE[0]} to {R_RANGE[1]} (a larger rank adds parameters, "
+                   "not much quality, for a style like a persona)")
+    elif not SCALE_RANGE[0] <= alpha / r <= SCALE_RANGE[1]:
+        out.append(f"lora_alpha/r = {alpha / r:g}: the update is scaled by lora_alpha/r; keep it between "
+                   f"{SCALE_RANGE[0]:g} and {SCALE_RANGE[1]:g} (lora_alpha = r or 2*r is usual)")
+    kind = "embedded" if cfg["base_model"] == "embedded" else "other"
+    lo, hi = LR_RANGES[kind]
+    if not isinstance(lr, (int, float)) or not lo <= lr <= hi:
+        model = "the tiny embedded model" if kind == "embedded" else "a pretrained instruct model"
+        out.append(f"learning_rate={lr!r}: for {model} use {lo:g} to {hi:g}")
+    if not cfg["max_steps"]:
+        out.append("set max_steps (a whole number): the run must fit the budget")
+    elif examples_seen(cfg) > MAX_EXAMPLES_SEEN:
+        out.append(f"max_steps x batch_size x grad_accum = {examples_seen(cfg)} conversations; the budget is "
+                   f"{MAX_EXAMPLES_SEEN}")
+    return out
+
+
+@EXERCISE.question(
+    "Choose LoRA hyperparameters",
+    names=["my_config"],
+    points=1,
+    hints=[
+        "Start from the preset: `finetune.default_config(r=..., lora_alpha=..., learning_rate=..., max_steps=...)`.",
+        "r sets the size of the update, lora_alpha/r scales it; the learning rate matters most: the embedded model "
+        "needs about 1e-3 to 3e-3, a 0.5B model about 1e-4 to 2e-4.",
+    ],
+    solution="my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=3e-3, max_steps=80, "
+    "output_dir=OUTPUT_DIR)",
+)
+def q1(my_config: Any) -> str:
+    cfg = _config(my_config)
+    problems = config_problems(cfg)
+    if problems:
+        raise Incorrect("; ".join(problems))
+    return (f"r={cfg['r']}, scale {cfg['lora_alpha'] / cfg['r']:g}, learning rate {cfg['learning_rate']:g}, "
+            f"{examples_seen(cfg)} conversations seen")
+
+
+def _tenth_means(losses: list[float]) -> tuple[float, float]:
+    k = max(1, len(losses) // 10)
+    return sum(losses[:k]) / k, sum(losses[-k:]) / k
+
+
+@EXERCISE.question(
+    "It trains and the loss falls",
+    names=["my_config", "my_result"],
+    points=2,
+    hints=[
+        "Run `my_result = finetune.train(my_config, train_path)` after the config cell (re-run it after every "
+        "change to `my_config`).",
+        "A loss that hardly moves means the learning rate is too small or the run too short; one that turns NaN "
+        "or jumps up means the learning rate is too large.",
+    ],
+)
+def q2(my_config: Any, my_result: Any) -> str:
+    cfg = _config(my_config)
+    res = expect_keys(my_result, ["config", "metrics", "losses"], "my_result")
+    used = res["config"]
+    changed = [k for k in ("r", "lora_alpha", "learning_rate", "max_steps", "batch_size", "grad_accum")
+               if used.get(k) != cfg[k]]
+    if changed:
+        raise Incorrect(f"`my_result` was trained with other settings than `my_config` ({', '.join(changed)}): "
+                        "run the training cell again")
+    losses = res["losses"]
+    expect_type(losses, list, "my_result.losses")
+    if not losses or any(not isinstance(x, (int, float)) or not math.isfinite(x) for x in losses):
+        raise Incorrect("the training loss is missing or not finite (NaN/inf): lower the learning rate")
+    steps = res["metrics"].get("steps")
+    if steps != cfg["max_steps"]:
+        raise Incorrect(f"the run stopped after {steps} of {cfg['max_steps']} steps")
+    start, end = _tenth_means(losses)
+    drop = (start - end) / start if start > 0 else 0.0
+    if drop < MIN_LOSS_DROP:
+        raise Incorrect(f"the loss fell by {drop:.0%} (from {start:.3f} to {end:.3f}); it should fall by at least "
+                        f"{MIN_LOSS_DROP:.0%}: raise the learning rate or train longer", credit=0.5 if drop > 0 else 0)
+    return f"{steps} steps, loss {start:.3f} → {end:.3f} ({drop:.0%} lower)"
+
+
+def _eval(value: Any, name: str, prompts: list[str]) -> float:
+    ev = expect_keys(value, ["requests", "replies", "system_prompt"], name)
+    if ev["system_prompt"]:
+        raise Incorrect(f"`{name}` was measured with a system prompt; the point is the persona WITHOUT one")
+    if list(ev["requests"]) != prompts:
+        raise Incorrect(f"`{name}` does not answer the held-out requests: use finetune.persona_eval(...) with its "
+                        "default requests")
+    replies = ev["replies"]
+    if not isinstance(replies, list) or len(replies) != len(prompts):
+        raise Incorrect(f"`{name}` should have one reply per held-out request ({len(prompts)})")
+    spec = taskmaster()
+    return sum(has_marker(str(r), spec) for r in replies) / len(replies)
+
+
+@EXERCISE.question(
+    "The persona moved into the weights",
+    names=["before", "after"],
+    points=3,
+    needs_model=True,
+    hints=[
+        "`after = finetune.persona_eval(*my_result.load(), label='fine-tuned')` answers the held-out requests "
+        "with your fine-tuned model and no system prompt.",
+        f"The marker rate must rise by at least {FULL_GAIN:.0%} points. Too little? Train longer or with a larger "
+        "learning rate (within the budget of q1).",
+    ],
+)
+def q3(before: Any, after: Any) -> Credit | str:
+    from ..finetune.infer import held_out_prompts
+
+    prompts = held_out_prompts()
+    rb, ra = _eval(before, "before", prompts), _eval(after, "after", prompts)
+    gain = ra - rb
+    summary = f"marker rate without a system prompt {rb:.0%} → {ra:.0%} on {len(prompts)} held-out requests"
+    if gain >= FULL_GAIN:
+        return summary
+    if gain >= PARTIAL_GAIN:
+        return Credit(0.5, f"{summary}: it rose, but by less than {FULL_GAIN:.0%} points")
+    raise Incorrect(f"{summary}: the persona did not move into the weights (it must rise by at least "
+                    f"{FULL_GAIN:.0%} points)")

@@ -1,0 +1,67 @@
+"""LoRA fine-tuning of a persona into the weights: Unsloth on a CUDA GPU, PEFT + TRL on CPU, one API.
+
+    cfg = finetune.default_config()            # preset for this machine (embedded model on CPU)
+    result = finetune.train(cfg, "train.jsonl") # progress bar + loss; adapter, merged model, metrics.json
+    before = finetune.persona_eval("embedded")  # persona-marker rate on held-out requests, no system prompt
+    after = finetune.persona_eval(*result.load())
+"""
+
+from .config import (
+    EMBEDDED,
+    GPU_BASE_MODEL,
+    LLAMA_TARGETS,
+    PRESETS,
+    FinetuneConfig,
+    api_calls,
+    default_config,
+    default_output_dir,
+    resolve_backend,
+)
+from .infer import (
+    compare_answers,
+    generate_replies,
+    held_out_prompts,
+    load_model,
+    load_tokenizer,
+    persona_eval,
+    plot_rates,
+)
+from .masking import LossView, check_masking, detect_response_parts, loss_view, training_template, verify_labels
+from .result import TrainResult, finetuned_model_dir, load_result, serve_finetuned
+from .train import dataset_paths, import_unsloth, load_examples, merge, merge_adapter, prepare, train
+
+__all__ = [
+    "EMBEDDED",
+    "GPU_BASE_MODEL",
+    "LLAMA_TARGETS",
+    "PRESETS",
+    "FinetuneConfig",
+    "LossView",
+    "TrainResult",
+    "api_calls",
+    "check_masking",
+    "compare_answers",
+    "dataset_paths",
+    "default_config",
+    "default_output_dir",
+    "detect_response_parts",
+    "finetuned_model_dir",
+    "generate_replies",
+    "held_out_prompts",
+    "import_unsloth",
+    "load_examples",
+    "load_model",
+    "load_tokenizer",
+    "load_result",
+    "loss_view",
+    "merge",
+    "merge_adapter",
+    "persona_eval",
+    "plot_rates",
+    "prepare",
+    "resolve_backend",
+    "serve_finetuned",
+    "train",
+    "training_template",
+    "verify_labels",
+]

@@ -1,0 +1,162 @@
+"""Inference for lesson 04: load a base or fine-tuned model, answer held-out requests, measure the persona.
+
+``persona_eval`` answers the first user message of every held-out request (the eval split of
+:func:`personalab.data.load_requests`) **without a system prompt** and returns the replies with their
+persona-marker rate: the number that shows whether the persona moved into the weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..persona import PersonaSpec, has_marker, marker_rate, taskmaster
+
+
+def resolve_model_path(name: str | Path) -> str:
+    """``"embedded"`` → the embedded model's folder (built on first use); anything else as is."""
+    from .config import EMBEDDED
+
+    if str(name) == EMBEDDED:
+        from ..embedded import ensure_built
+
+        return str(ensure_built())
+    return str(name)
+
+
+def load_tokenizer(name: str | Path) -> Any:
+    """The tokenizer (with its chat template) of a model folder, Hub id or ``"embedded"``."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+
+
+def load_model(path: str | Path, *, adapter: str | Path | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode; with ``adapter``, the LoRA adapter on top of the base model at ``path``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .. import config
+    from .config import hf_inference_kwargs
+
+    path = resolve_model_path(path)
+    cuda = config.cuda_available()
+    tok = AutoTokenizer.from_pretrained(adapter or path)
+    dtype = dtype or (torch.float16 if cuda else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, **hf_inference_kwargs(cuda=cuda, dtype=dtype))
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    return model.eval(), tok
+
+
+def held_out_prompts(n: int | None = None) -> list[str]:
+    """The first user message of each held-out (eval split) request, in file order."""
+    from ..dataset import load_requests
+
+    prompts = [r.turns[0].user for r in load_requests("eval")]
+    return prompts[:n] if n is not None else prompts
+
+
+def generate_replies(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    system: str | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> list[str]:
+    """Greedy replies to single-turn ``prompts`` (with ``system`` as system prompt when given), batched."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .config import generate_kwargs
+    from .train import auto_threads
+
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = next(model.parameters()).device
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # a tiny model generates faster on one thread (no synchronisation between threads)
+        small = sum(p.numel() for p in model.parameters()) < 50_000_000
+        torch.set_num_threads(1 if small else auto_threads(threads))
+    out: list[str] = []
+    try:
+        for i in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch", disable=not progress):
+            chats = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+                     for p in prompts[i : i + batch_size]]
+            texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                gen = model.generate(**enc, **generate_kwargs(max_new_tokens=max_new_tokens,
+                                                              pad_token_id=tokenizer.pad_token_id))
+            new = gen[:, enc["input_ids"].shape[1] :]
+            out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+        torch.set_num_threads(threads)
+    return out
+
+
+def persona_eval(
+    model: Any,
+    tokenizer: Any = None,
+    *,
+    prompts: Sequence[str] | None = None,
+    spec: PersonaSpec | None = None,
+    system: str | None = None,
+    label: str = "",
+    max_new_tokens: int = 48,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Persona-marker rate of ``model`` on held-out requests (no system prompt unless ``system`` is given).
+
+    ``model`` is a loaded model (with ``tokenizer``) or a model folder / ``"embedded"``. Returns plain data:
+    ``label``, ``system_prompt``, ``requests``, ``replies``, ``has_marker`` per reply, ``rate`` and ``n``.
+    """
+    if tokenizer is None:
+        model, tokenizer = load_model(model)
+    spec = spec or taskmaster()
+    prompts = list(prompts) if prompts is not None else held_out_prompts()
+    replies = generate_replies(model, tokenizer, prompts, system=system, max_new_tokens=max_new_tokens,
+                               progress=progress)
+    return {
+        "label": label,
+        "system_prompt": system,
+        "requests": prompts,
+        "replies": replies,
+        "has_marker": [has_marker(r, spec) for r in replies],
+        "rate": marker_rate(replies, spec),
+        "n": len(replies),
+    }
+
+
+def compare_answers(before: dict[str, Any], after: dict[str, Any], k: int = 5) -> str:
+    """The first ``k`` requests with both replies, as text (✓ marks a reply with a persona marker)."""
+    lines = []
+    for q, a, b, ma, mb in list(zip(before["requests"], before["replies"], after["replies"], before["has_marker"],
+                                    after["has_marker"], strict=True))[:k]:
+        lines += [f"user: {q}", f"  {'✓' if ma else ' '} before: {a}", f"  {'✓' if mb else ' '} after:  {b}", ""]
+    lines.append(f"persona-marker rate without a system prompt: {before['rate']:.0%} before, {after['rate']:.0%} after "
+                 f"({before['n']} held-out requests)")
+    return "\n".join(lines)
+
+
+def plot_rates(evals: Sequence[dict[str, Any]], ax: Any = None) -> Any:
+    """Bar chart of persona-marker rates (one bar per evaluation, labelled by its ``label``)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    labels = [e.get("label") or f"model {i + 1}" for i, e in enumerate(evals)]
+    bars = ax.bar(labels, [e["rate"] for e in evals], color=["#9e9e9e", "#2e7d32", "#1565c0", "#b26a00"][: len(evals)])
+    ax.bar_label(bars, labels=[f"{e['rate']:.0%}" for e in evals])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("replies with a persona marker")
+    ax.set_title(f"held-out requests, no system prompt (n={evals[0]['n']})" if evals else "")
+    return ax

@@ -1,0 +1,290 @@
+"""Which tokens carry the loss, and the check that catches "all labels are -100" before training.
+
+Training on responses only means the loss is computed on the assistant's tokens, never on the user's or
+the system prompt's. Two mechanisms do the masking:
+
+* **PEFT + TRL** (``assistant_only_loss=True``): the chat template wraps assistant content in
+  ``{% generation %}`` markers and ``apply_chat_template(return_assistant_tokens_mask=True)`` marks those
+  tokens. TRL patches the templates of known model families that lack the markers.
+* **Unsloth** (``train_on_responses_only``): every token after a *response part* (the text the template
+  writes before an assistant reply, e.g. ``<|im_start|>assistant\\n``) up to the next *instruction part*.
+
+When the template and the data do not match (a role the template does not know, markers for another
+model family, replies cut off by ``max_seq_length``) every label becomes -100: the loss is 0 or NaN and
+nothing is learned. :func:`check_masking` finds that before the model is even loaded.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+
+ROLES = ("system", "user", "assistant")
+ROLE_FIX = "use the roles 'system', 'user' and 'assistant' (rename 'bot', 'model' or 'gpt' to 'assistant')"
+
+#: (instruction_part, response_part) for Unsloth's ``train_on_responses_only``, by chat format.
+RESPONSE_PARTS: dict[str, tuple[str, str]] = {
+    "chatml": ("<|im_start|>user\n", "<|im_start|>assistant\n"),
+    "llama3": ("<|start_header_id|>user<|end_header_id|>\n\n", "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    "gemma": ("<start_of_turn>user\n", "<start_of_turn>model\n"),
+    "phi3": ("<|user|>\n", "<|assistant|>\n"),
+    "mistral": ("[INST]", "[/INST]"),
+}
+_PROBE = [{"role": "user", "content": "Add a task"}, {"role": "assistant", "content": "Done"},
+          {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "Welcome"}]
+
+
+def messages_of(example: Any) -> list[dict[str, str]]:
+    """The message list of an example (``{"messages": [...]}`` or a bare list)."""
+    msgs = example.get("messages") if isinstance(example, dict) else example
+    if not isinstance(msgs, list):
+        raise InputError("an example must be {'messages': [...]}", field="messages",
+                         fix="use the chat format of lesson 03: one {'messages': [{'role', 'content'}, ...]} per line")
+    return msgs
+
+
+# ------------------------------------------------------------------------------------------ templates
+def training_template(tokenizer: Any) -> str | None:
+    """The chat template that assistant-only loss needs: None when the tokenizer's own has
+    ``{% generation %}`` markers, TRL's patched copy for known families, else an :class:`InputError`."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise InputError("the tokenizer has no chat template", field="chat_template",
+                         fix="use an instruct/chat model, or set tokenizer.chat_template to a template with "
+                         "{% generation %} markers (see personalab.embedded.tokenizer.CHAT_TEMPLATE)")
+    if has_generation_markers(template):
+        return None
+    try:
+        return get_training_chat_template(tokenizer)
+    except ValueError:
+        raise InputError(
+            "the chat template has no {% generation %} markers and TRL knows no patched version of it, so "
+            "assistant-only loss cannot find the replies", field="chat_template",
+            fix="wrap assistant content in {% generation %}...{% endgeneration %} in tokenizer.chat_template "
+            "(see personalab.embedded.tokenizer.CHAT_TEMPLATE), or use the Unsloth backend with "
+            "instruction_part/response_part") from None
+
+
+def detect_response_parts(tokenizer: Any) -> tuple[str, str]:
+    """(instruction_part, response_part) for Unsloth, found by rendering a short chat with the template."""
+    try:
+        text = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception as exc:  # noqa: BLE001 - any template error becomes advice
+        raise InputError(f"the chat template cannot render a plain user/assistant chat ({exc})",
+                         field="chat_template", fix="use an instruct/chat model with a chat template") from None
+    for inst, resp in RESPONSE_PARTS.values():
+        if inst in text and resp in text:
+            return inst, resp
+    raise InputError(
+        f"cannot tell where assistant replies start in this chat format: {text[:160]!r}",
+        field="response_part",
+        fix="set FinetuneConfig(instruction_part=..., response_part=...) to the exact text the template writes "
+        "before a user message and before an assistant reply")
+
+
+# ------------------------------------------------------------------------------------------ the view
+@dataclass(repr=False)
+class LossView:
+    """One example's tokens and whether each carries loss (is trained on)."""
+
+    tokens: list[str]
+    trained: list[bool]
+    truncated: int = 0  # tokens cut off by max_seq_length
+
+    @property
+    def n_trained(self) -> int:
+        return sum(self.trained)
+
+    def runs(self) -> list[tuple[bool, str]]:
+        """Consecutive stretches of text, each with whether it is trained on."""
+        out: list[tuple[bool, str]] = []
+        for tok, t in zip(self.tokens, self.trained, strict=True):
+            if out and out[-1][0] == t:
+                out[-1] = (t, out[-1][1] + tok)
+            else:
+                out.append((t, tok))
+        return out
+
+    def trained_text(self) -> list[str]:
+        return [text for t, text in self.runs() if t]
+
+    def summary(self) -> str:
+        cut = f", {self.truncated} cut off by max_seq_length" if self.truncated else ""
+        return f"{self.n_trained} of {len(self.tokens)} tokens carry loss{cut}"
+
+    def __str__(self) -> str:
+        body = "".join(f"⟦{text}⟧" if t else text for t, text in self.runs())
+        return f"{body}\n({self.summary()}; trained tokens are inside ⟦ ⟧)"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for t, text in self.runs():
+            esc = html.escape(text).replace("\n", "↵<br>")
+            style = "background:#c8e6c9" if t else "color:#888"
+            parts.append(f'<span style="{style}">{esc}</span>')
+        return (f'<div style="font-family:monospace;white-space:pre-wrap">{"".join(parts)}</div>'
+                f"<p>{self.summary()}; trained tokens are highlighted green</p>")
+
+
+def loss_view(
+    tokenizer: Any,
+    example: Any,
+    *,
+    backend: str = "peft",
+    max_length: int | None = None,
+    chat_template: str | None = None,
+    parts: tuple[str, str] | None = None,
+) -> LossView:
+    """Which tokens of ``example`` carry loss with this tokenizer, backend and ``max_length``.
+
+    ``backend='peft'`` uses the chat template's generation markers (``chat_template`` overrides the
+    tokenizer's, e.g. :func:`training_template`); ``'unsloth'`` uses ``parts`` (instruction, response).
+    """
+    msgs = messages_of(example)
+    if backend == "unsloth":
+        inst, resp = parts or detect_response_parts(tokenizer)
+        text = tokenizer.apply_chat_template(msgs, tokenize=False)
+        spans = _response_spans(text, inst, resp)
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        mask = [any(a <= s and e <= b for a, b in spans) and e > s for s, e in enc["offset_mapping"]]
+    else:
+        out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+                                            chat_template=chat_template)
+        ids, mask = list(out["input_ids"]), [bool(m) for m in out["assistant_masks"]]
+    cut = 0
+    if max_length is not None and len(ids) > max_length:
+        cut = len(ids) - max_length
+        ids, mask = ids[:max_length], mask[:max_length]
+    tokens = [tokenizer.decode([i]) for i in ids]
+    return LossView(tokens, mask, cut)
+
+
+def _response_spans(text: str, inst: str, resp: str) -> list[tuple[int, int]]:
+    """Character spans Unsloth trains on: after each response part up to the next instruction part."""
+    spans = []
+    pos = text.find(resp)
+    while pos >= 0:
+        start = pos + len(resp)
+        nxt = text.find(inst, start)
+        end = nxt if nxt >= 0 else len(text)
+        spans.append((start, end))
+        pos = text.find(resp, end)
+    return spans
+
+
+# ------------------------------------------------------------------------------------------ the check
+def check_masking(
+    tokenizer: Any,
+    examples: Sequence[Any],
+    *,
+    backend: str = "peft",
+    max_length: int | None = None,
+    parts: tuple[str, str] | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Raise :class:`InputError` when an example would train on nothing (every label -100).
+
+    Returns statistics: examples, tokens, trained tokens and their share. ``source`` names the data (a path)
+    in error messages; line numbers count examples from 1.
+    """
+    template = training_template(tokenizer) if backend == "peft" else None
+    if backend == "unsloth":
+        parts = parts or detect_response_parts(tokenizer)
+    empty: list[int] = []
+    cut_off: list[int] = []
+    total = trained = 0
+    roles: Counter[str] = Counter()
+    for n, ex in enumerate(examples, 1):
+        msgs = messages_of(ex)
+        roles.update(str(m.get("role")) for m in msgs if isinstance(m, dict))
+        try:
+            view = loss_view(tokenizer, msgs, backend=backend, max_length=max_length, chat_template=template,
+                             parts=parts)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the template rejected the data: say where
+            raise InputError(f"the chat template cannot render this example ({type(exc).__name__}: {exc})",
+                             path=source, line=n, field="messages", fix=ROLE_FIX) from None
+        total += len(view.tokens)
+        trained += view.n_trained
+        if view.n_trained == 0:
+            (cut_off if view.truncated and _trains_untruncated(tokenizer, msgs, backend, template, parts)
+             else empty).append(n)
+    bad_roles = sorted(r for r in roles if r not in ROLES)
+    if len(empty) + len(cut_off) == len(examples) and examples:
+        raise InputError(_all_masked_message(tokenizer, examples[0], backend, parts, bad_roles, cut_off),
+                         path=source, field="messages", fix=_all_masked_fix(backend, bad_roles, cut_off))
+    if empty:
+        raise InputError(f"{len(empty)} example(s) have no token that carries loss (lines {_lines(empty)})",
+                         path=source, line=empty[0], field="messages",
+                         fix=ROLE_FIX + "; every example needs at least one assistant reply")
+    if cut_off:
+        raise InputError(f"{len(cut_off)} example(s) lose every assistant token to max_seq_length={max_length} "
+                         f"(lines {_lines(cut_off)})", path=source, line=cut_off[0], field="max_seq_length",
+                         fix="raise max_seq_length, or drop or shorten those examples (lesson 03's validator "
+                         "flags them as too_long)")
+    return {"examples": len(examples), "tokens": total, "trained_tokens": trained,
+            "trained_share": trained / total if total else 0.0}
+
+
+def _trains_untruncated(tokenizer: Any, msgs: list, backend: str, template: str | None, parts: Any) -> bool:
+    return loss_view(tokenizer, msgs, backend=backend, chat_template=template, parts=parts).n_trained > 0
+
+
+def _lines(ns: list[int], k: int = 8) -> str:
+    return ", ".join(map(str, ns[:k])) + (", …" if len(ns) > k else "")
+
+
+def _all_masked_message(tokenizer: Any, example: Any, backend: str, parts: Any, bad_roles: list[str],
+                        cut_off: list[int]) -> str:
+    head = "no example has a token that carries loss: every label would be -100 and training would learn nothing"
+    if bad_roles:
+        return f"{head}. The data uses the role(s) {', '.join(map(repr, bad_roles))}, which the chat template " \
+               "does not treat as the assistant"
+    if cut_off:
+        return f"{head}. Every assistant reply starts after max_seq_length tokens"
+    try:
+        text = tokenizer.apply_chat_template(messages_of(example), tokenize=False)
+    except Exception:  # noqa: BLE001
+        text = "?"
+    if backend == "unsloth":
+        inst, resp = parts
+        return f"{head}. The response part {resp!r} does not occur in the text the chat template writes " \
+               f"(it starts {text[:120]!r})"
+    return f"{head}. The chat template's {{% generation %}} block wraps none of these messages " \
+           f"(the first renders as {text[:120]!r})"
+
+
+def _all_masked_fix(backend: str, bad_roles: list[str], cut_off: list[int]) -> str:
+    if bad_roles:
+        return ROLE_FIX
+    if cut_off:
+        return "raise max_seq_length or shorten the system prompt and the conversation history"
+    if backend == "unsloth":
+        return ("set FinetuneConfig(instruction_part=..., response_part=...) to the text this model's template "
+                "writes before a user and an assistant message (or use the model's own tokenizer)")
+    return "use the model's own tokenizer and chat template; a template for another model family marks nothing"
+
+
+def verify_labels(dataset: Any, *, source: str | None = None, backend: str = "peft") -> dict[str, int]:
+    """Check a trainer's prepared dataset: every row has a label that is not -100 (the ground truth)."""
+    if "labels" not in getattr(dataset, "column_names", []):
+        return {"rows": len(dataset), "empty": 0, "checked": 0}
+    empty = [i + 1 for i, row in enumerate(dataset["labels"]) if all(x == -100 for x in row)]
+    if len(empty) == len(dataset):
+        raise InputError("every label of the prepared training data is -100: training would learn nothing",
+                         path=source, field="labels", fix=_all_masked_fix(backend, [], []))
+    if empty:
+        raise InputError(f"{len(empty)} prepared example(s) have every label -100 (lines {_lines(empty)})",
+                         path=source, line=empty[0], field="labels", fix="raise max_seq_length or drop those examples")
+    return {"rows": len(dataset), "empty": 0, "checked": len(dataset)}
