@@ -33,7 +33,8 @@ print(report(run_checks(start_server=True)))
 # One simplification makes a model this small steerable at all: its tokenizer knows a few dozen stock
 # catchphrases (TaskMaster's among them, shared with many made-up personas) as single tokens, so a system
 # prompt can *select* which ones it uses. Copying a phrase outside that list, word by word, is beyond a
-# model trained for a minute: lesson 01 lets you see both. A real model (SmolLM2 on CPU, or any model on a
+# model trained for a minute, and even among the stock phrases it picks some more reliably than others:
+# lesson 01 lets you see this. A real model (SmolLM2 on CPU, or any model on a
 # GPU or API) has no such limit.
 
 # %%

@@ -36,7 +36,8 @@ from personalab.checks.ex01 import (
 # The `use` phrases are your persona's **markers**: later steps count them in the model's replies. Pick
 # short, distinctive phrases (two to five words) that a plain assistant would never say. On the CPU
 # profile the embedded model can only use catchphrases it knows as whole tokens: choose them from
-# `personalab.embedded.STOCK_PHRASES` (printed below). On a GPU or API backend any phrase works.
+# `personalab.embedded.STOCK_PHRASES` (printed below), and even among those it follows some more reliably
+# than others, so if step 4 finds no markers, try other stock phrases. On a GPU or API backend any phrase works.
 
 # %%
 from personalab.embedded import STOCK_PHRASES
@@ -69,9 +70,9 @@ response_pattern:
   - Name the next station to check
 vocabulary:
   use:
-    - Full steam ahead!
-    - Keep it up!
-    - Here we go!
+    - Let's get this moving
+    - Great progress!
+    - Bold choice!
   avoid:
     - As an AI language model
     - No worries

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import config as pl_config
 from .. import backends, results
 from ..errors import InputError
 from ..persona import Overlay, PersonaSpec, load_overlay, taskmaster
@@ -36,6 +37,27 @@ def finetuned_dir_from_results() -> Path:
     return path
 
 
+def ensure_finetuned() -> Path:
+    """Lesson 04's merged checkpoint; if lesson 04 was skipped, fine-tune now with its default settings.
+
+    The fallback trains into its own folder (so it never collides with a lesson 04 run in progress) and
+    saves ``04/training`` like lesson 04 does, marked as trained by this fallback.
+    """
+    try:
+        return finetuned_dir_from_results()
+    except InputError as exc:
+        from .. import finetune
+
+        print(f"{exc.message}.\nFine-tuning now with lesson 04's default settings (about a minute on CPU).")
+        config = finetune.default_config(output_dir=str(pl_config.home() / "runs" / "finetune-fallback"))
+        finetune.prepare(config)
+        paths = finetune.dataset_paths()
+        result = finetune.train(config, paths.train, eval_dataset=paths.eval)
+        summary = {**result.summary(), "config": config.to_dict(), "trained_by": "lesson 05 fallback"}
+        results.save("04", "training", summary, model=config.base_model)
+        return Path(summary["merged_dir"])
+
+
 def local_target(name: str, model_dir: str | Path, system_prompt: str | None = None,
                  overlay: Overlay | None = None, **kwargs: Any) -> Target:
     """A target on a local checkpoint, served by a shared :class:`personalab.server.LocalServer`."""
@@ -59,7 +81,7 @@ def course_targets(
     """
     spec = spec or taskmaster()
     ov = load_overlay(overlay) if isinstance(overlay, str) else overlay
-    tuned = Path(finetuned_dir) if finetuned_dir is not None else finetuned_dir_from_results()
+    tuned = Path(finetuned_dir) if finetuned_dir is not None else ensure_finetuned()
     if not (tuned / "config.json").exists():
         raise InputError("not a model checkpoint (config.json missing)", path=tuned, fix=LESSON04_FIX)
     if base is None:
