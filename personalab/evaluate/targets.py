@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import config as pl_config
 from .. import backends, results
+from .. import config as pl_config
 from ..errors import InputError
 from ..persona import Overlay, PersonaSpec, load_overlay, taskmaster
 from .runner import Target
