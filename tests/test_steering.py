@@ -25,14 +25,22 @@ def test_taskmaster_prompt_steers_the_embedded_model(local_server):
 
     client = openai.OpenAI(base_url=local_server.base_url, api_key="x")
     requests = heldout_requests()
+    # Control: the same prompt with other catchphrases, so the gap is TaskMaster's vocabulary being
+    # followed, not just "any persona prompt" switching the model into a persona style.
+    control = spec.model_copy(deep=True)
+    control.name, control.vocabulary.use = "PlanPal", ["Solid plan!", "Nice start!"]
     result = compare(
         requests,
-        {"without": None, "with": spec.render()},
+        {"without": None, "with": spec.render(), "control": control.render()},
         client=client,
         model=local_server.model,
         progress=False,
     )
     rates = result.marker_rates(spec)
-    print(f"\nTaskMaster marker rate on {len(requests)} held-out requests: "
-          f"with prompt {rates['with']:.2f}, without {rates['without']:.2f}")
+    print(
+        f"\nTaskMaster marker rate on {len(requests)} held-out requests: "
+        f"with prompt {rates['with']:.2f}, without {rates['without']:.2f}, "
+        f"with a control persona's prompt {rates['control']:.2f}"
+    )
     assert rates["with"] - rates["without"] >= 0.5, rates
+    assert rates["with"] - rates["control"] >= 0.5, rates
