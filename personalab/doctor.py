@@ -86,7 +86,7 @@ def run_checks(start_server: bool = False) -> list[Check]:
             str(default_model_dir()) if built else "not built yet",
             ""
             if built
-            else "run `personalab model build` (about a minute on 2 cores; notebooks also build it on first use)",
+            else "run `personalab model build` (a few minutes on 2 cores; notebooks also build it on first use)",
         )
     )
     for dist in ("torch", "transformers", "peft", "trl", "openai", "tiktoken"):

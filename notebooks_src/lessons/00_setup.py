@@ -24,7 +24,7 @@ print(report(run_checks(start_server=True)))
 #
 # ## The embedded model
 #
-# It is a Llama-architecture model with well under a million parameters, trained in about a minute on a
+# It is a Llama-architecture model with well under a million parameters, trained in a few minutes on a
 # synthetic corpus of task-management conversations. Its corpus contains many made-up personas, each
 # described by a system prompt in the same layout you will write in lesson 01, and answers that follow them.
 # It never saw the persona this course is about (TaskMaster), so when it follows TaskMaster's prompt later,
@@ -33,7 +33,7 @@ print(report(run_checks(start_server=True)))
 # One simplification makes a model this small steerable at all: its tokenizer knows a few dozen stock
 # catchphrases (TaskMaster's among them, shared with many made-up personas) as single tokens, so a system
 # prompt can *select* which ones it uses. Copying a phrase outside that list, word by word, is beyond a
-# model trained for a minute, and even among the stock phrases it picks some more reliably than others:
+# model trained for a few minutes, and even among the stock phrases it picks some more reliably than others:
 # lesson 01 lets you see this. A real model (SmolLM2 on CPU, or any model on a
 # GPU or API) has no such limit.
 
