@@ -76,3 +76,30 @@ def test_server_that_dies_reports_its_log(tmp_path):
         server.start()
     assert "log" in str(info.value)
     assert not server.running
+
+
+@pytest.mark.server
+def test_server_dies_with_a_killed_parent(local_server, tmp_path):
+    """A kernel killed with SIGKILL (no atexit) must not leave its server behind."""
+    import signal
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "pid"
+    code = (
+        "import sys, time; from personalab.server import LocalServer; "
+        f"s = LocalServer({str(local_server.model_dir)!r}).start(); "
+        f"open({str(pid_file)!r}, 'w').write(str(s.process.pid)); time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and parent.poll() is None, "parent did not start its server"
+        time.sleep(0.2)
+    server_pid = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(server_pid), "the server outlived the process that started it"
