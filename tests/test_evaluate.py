@@ -436,7 +436,7 @@ def test_openai_targets_are_priced_and_local_ones_free():
 def test_course_targets_need_lesson_04(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONALAB_RESULTS", str(tmp_path))
     with pytest.raises(InputError, match="lesson 04 has not been run"):
-        ev.course_targets()
+        ev.finetuned_dir_from_results()  # course_targets() then fine-tunes itself (ensure_finetuned)
     from personalab import results
 
     results.save("04", "training", {"merged_dir": str(tmp_path / "gone")})

@@ -104,14 +104,14 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
         "untouched": all_("not-attempted"),
     }
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
-    assert "cell 13 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
+    assert "cell 14 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
         "exception", "q3"]
     assert "raised Timeout: the cell ran longer than 10 s" in reason["loop", "q4"]
     assert "no cell of the notebook defines it (was that cell deleted?)" in reason["deleted", "q3"]
     assert "name 'comparison' is not defined" in reason["reordered", "q5"]
     assert "a response pattern of at least 3 steps" in reason["partial", "q2"]
     assert "missing 'traits'" in reason["tampered", "q1"]  # despite the fake "Correct" and the patched checks
-    assert "kernel died while running cell 14 (`import os`)" in reason["crash", "q1"]
+    assert "kernel died while running cell 15 (`import os`)" in reason["crash", "q1"]
     assert "not valid JSON" in reason["malformed", "q1"] and "the file is empty" in reason["empty", "q1"]
     assert "not a Jupyter notebook" in reason["not_a_notebook", "q1"]
     feedback = (tmp_path / "grades_feedback" / "loop.md").read_text()
