@@ -25,34 +25,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _machine import busy_processes  # noqa: E402  (benchmarks/ is the script's folder)
+
 from personalab import finetune  # noqa: E402
 from personalab.embedded import read_build_info  # noqa: E402
 from personalab.results import hardware  # noqa: E402
 
 BUDGET_S = 60.0
-
-
-def busy_processes(threshold: float = 10.0) -> list[str]:
-    """Other processes using more than ``threshold`` % of a core over one second (name and share)."""
-    import psutil
-
-    procs = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid != os.getpid()]
-    for p in procs:
-        try:
-            p.cpu_percent(None)
-        except psutil.Error:
-            pass
-    time.sleep(1.0)
-    out = []
-    for p in procs:
-        try:
-            share = p.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if share > threshold:
-            cmd = " ".join(p.info.get("cmdline") or [p.info.get("name") or "?"])[:48]
-            out.append(f"{cmd} ({share:.0f}%)")
-    return out
 
 
 def append_results(path: Path, row: dict) -> None:

@@ -31,36 +31,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _machine import busy_processes  # noqa: E402  (benchmarks/ is the script's folder)
+
 GOALS_S = {"cold": 600.0, "warm": 240.0}
 SECTION = "## `personalab run-course`, cold and warm (`bench_run_course.py`)"
 DROP_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PERSONALAB_BACKEND", "PERSONALAB_MODEL", "PERSONALAB_PROFILE",
             "PERSONALAB_RESULTS", "PERSONALAB_LOCAL_MODEL")
 LESSON_LINE = re.compile(r"^(ok|FAILED)\s+(\S+\.ipynb)\s+([\d.]+)s")
-
-
-def busy_processes(threshold: float = 10.0) -> list[str]:
-    """Other processes using more than ``threshold`` % of a core over one second (needs psutil)."""
-    try:
-        import psutil
-    except ImportError:
-        return ["(psutil not installed: not checked)"]
-    procs = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid != os.getpid()]
-    for p in procs:
-        try:
-            p.cpu_percent(None)
-        except psutil.Error:
-            pass
-    time.sleep(1.0)
-    out = []
-    for p in procs:
-        try:
-            share = p.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if share > threshold:
-            cmd = " ".join(p.info.get("cmdline") or [p.info.get("name") or "?"])[:48]
-            out.append(f"{cmd} ({share:.0f}%)")
-    return out
 
 
 def command(skip_install: bool) -> list[str]:
