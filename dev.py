@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Set up and run Persona Lab on a machine that has only python3 and the package registries.
+"""Set up and run Persona Lab on a machine that has only python3 (3.11-3.13) and the package registries.
 
     python3 dev.py course   # set up .venv, then run every lesson headless into build/
-    python3 dev.py test     # set up .venv (with dev tools), then run the whole test suite
+    python3 dev.py test     # set up .venv, then run the whole test suite (what CI runs)
+    python3 dev.py lock     # maintainers: re-resolve constraints.txt from pyproject.toml (needs the network)
 
-Both are idempotent: the install is skipped while pyproject.toml and constraints.txt are unchanged.
-torch==2.13.0 is installed first so that a CPU machine never pulls the CUDA build.
+The set-up never runs a dependency resolver: constraints.txt is a complete lock (every package and
+version, with environment markers for Python 3.11-3.13), installed with ``pip install --no-deps``.
+torch comes first and separately: from PyTorch's CPU index when it answers (a ~200 MB CPU build), else
+from the default index (PyPI's Linux build bundles CUDA: several GB), plus the CUDA packages the lock
+pins for it. The install is skipped while pyproject.toml and constraints.txt are unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -21,39 +28,115 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("PERSONALAB_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-TORCH = "torch==2.13.0"
+LOCK = ROOT / "constraints.txt"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: Lines of the lock that belong to torch's own install step (the CUDA parts only for a CUDA build).
+TORCH_PART = re.compile(r"^(torch|triton|nvidia-[\w-]+|cuda-[\w-]+)==", re.IGNORECASE)
+SUPPORTED = ((3, 11), (3, 13))
 
 
-def sh(*cmd: str | Path, **kw) -> None:
+def sh(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
     print("+", " ".join(map(str, cmd)), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, **kw)
+    return subprocess.run([str(c) for c in cmd], check=kw.pop("check", True), **kw)
 
 
-def setup(extras: str) -> None:
-    stamp = VENV / f".personalab-{extras}.stamp"
-    digest = hashlib.sha256(
-        b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))
-    ).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest and PY.exists():
+def lock_lines() -> list[str]:
+    """The lock's requirement lines (comments and blank lines dropped)."""
+    out = []
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+def _pip(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
+    return sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q", *args, check=check)
+
+
+def install_torch(torch_line: str, cuda_lines: list[str]) -> None:
+    """torch from PyTorch's CPU index; when that index can't be reached, the default index (and its CUDA parts)."""
+    version = torch_line.split("==", 1)[1].split(";")[0].strip()
+    quick = ["--timeout", "10", "--retries", "0"]
+    tried = _pip("--no-deps", *quick, "--index-url", TORCH_CPU_INDEX, f"torch=={version}+cpu", check=False)
+    if tried.returncode != 0:
+        print(f"PyTorch's CPU index ({TORCH_CPU_INDEX}) did not answer; using the default index.", flush=True)
+        _pip("--no-deps", f"torch=={version}")
+    build = subprocess.run(
+        [str(PY), "-c", "import importlib.metadata as m; print(m.version('torch'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if "+cpu" not in build and sys.platform.startswith("linux"):
+        print(f"torch {build} is a CUDA build: installing the CUDA packages the lock pins for it (several GB).")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+            fh.write("\n".join(cuda_lines) + "\n")
+        _pip("--no-deps", "-r", fh.name)
+        os.unlink(fh.name)
+
+
+def setup() -> None:
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt")))
+    stamp = VENV / ".personalab.stamp"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest() and PY.exists():
         return
+    if not SUPPORTED[0] <= sys.version_info[:2] <= SUPPORTED[1]:
+        lo, hi = (".".join(map(str, v)) for v in SUPPORTED)
+        sys.exit(
+            f"dev.py: Python {sys.version.split()[0]} is not supported; Persona Lab needs Python {lo} to {hi} "
+            f"(trl 1.15, which Unsloth pins, needs 3.11+). Run it with another interpreter, e.g. `python3.12 dev.py`."
+        )
+    t0 = time.perf_counter()
     if not PY.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    sh(*pip, TORCH)  # first, so nothing later pulls a CUDA build
-    sh(*pip, "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[{extras}]")
-    stamp.write_text(digest)
+    lines = lock_lines()
+    torch_part = [line for line in lines if TORCH_PART.match(line)]
+    rest = [line for line in lines if not TORCH_PART.match(line)]
+    torch_line = next(line for line in torch_part if line.lower().startswith("torch=="))
+    install_torch(torch_line, [line for line in torch_part if line is not torch_line])
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(rest) + "\n")
+    try:
+        _pip("--no-deps", "-r", fh.name)
+    finally:
+        os.unlink(fh.name)
+    _pip("--no-deps", "-e", ROOT)
+    stamp.write_text(digest.hexdigest())
+    print(f"set-up done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def lock() -> int:
+    """Re-resolve constraints.txt (universal, Python 3.11+) with uv; the current pins are kept where they fit."""
+    header = [line for line in LOCK.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+    no_deps = [line for line in LOCK.read_text(encoding="utf-8").splitlines() if "# no-deps" in line]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "lock.txt"
+        out.write_text("\n".join(line for line in lock_lines() if "unsloth" not in line) + "\n")
+        env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
+        sh(BIN / "uv", "pip", "compile", ROOT / "pyproject.toml", "--extra", "dev", "--universal",
+           "--python-version", "3.11", "-o", out, "--no-header", "--no-annotate",
+           "--index-strategy", "unsafe-best-match", env=env)
+        body = out.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(header + body + no_deps) + "\n"
+    tmp_lock = LOCK.with_suffix(".tmp")
+    tmp_lock.write_text(text, encoding="utf-8")
+    os.replace(tmp_lock, LOCK)
+    print(f"wrote {LOCK.name}: {len(body) + len(no_deps)} packages")
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("course", "test"):
+    if not argv or argv[0] not in ("course", "test", "lock"):
         print(__doc__)
         return 2
+    if argv[0] == "lock":
+        return lock()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    setup()
     if argv[0] == "course":
-        setup("dev")
         return subprocess.run([BIN / "personalab", "run-course", *argv[1:]], env=env, cwd=ROOT).returncode
-    setup("dev")
     sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "dev.py", cwd=ROOT)
     sh(BIN / "personalab", "notebooks", "check", cwd=ROOT, env=env)
     cmd = [

@@ -2,10 +2,10 @@
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 from personalab import notebooks
@@ -27,32 +27,67 @@ def test_key_pattern_would_catch_a_key():
     assert KEY.search('"text": "OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz123"')
 
 
-def test_environment_yml_pins_match_pyproject():
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+def _lock() -> dict[str, tuple[str, str]]:
+    """constraints.txt as {name: (version, marker)} for the lines that apply to this interpreter."""
+    from packaging.markers import Marker
+
+    out = {}
+    for raw in (REPO_ROOT / "constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        req, _, marker = line.partition(";")
+        name, version = (x.strip() for x in req.split("=="))
+        if marker.strip() and not Marker(marker.strip()).evaluate():
+            continue
+        out[name.lower().replace("_", "-")] = (version, raw)
+    return out
+
+
+def test_environment_yml_defers_to_the_lock():
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python.replace("python", "").lstrip("=<>") and project["requires-python"]
-    pins = {re.split(r"[\[=]", p)[0].lower(): p for p in project["dependencies"]}
-    env_pins = {re.split(r"[\[=]", p)[0].lower(): p for p in pip_section if not p.startswith("-")}
-    assert env_pins.pop("torch") == pins.pop("torch")
-    assert env_pins == pins, "environment.yml pip section must list exactly pyproject's dependencies"
-    assert "-e ." in pip_section, "environment.yml must install this package"
+    assert python.split("=")[-1] in ("3.11", "3.12", "3.13")
+    assert not any(isinstance(d, dict) for d in env["dependencies"]), "packages come from constraints.txt via dev.py"
 
 
-def test_constraints_agree_with_pins():
+def test_lock_satisfies_every_direct_dependency():
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    constraints = dict(
-        line.split("==", 1)
-        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
-    constraints = {k.lower(): v for k, v in constraints.items()}
-    deps = project["dependencies"] + project["optional-dependencies"]["dev"]
-    for dep in deps:
-        name, version = re.split(r"==", dep)
-        name = name.split("[")[0].lower()
-        assert constraints.get(name, "").split("+")[0] == version, f"constraints.txt disagrees on {name}"
+    lock = _lock()
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        name = req.name.lower().replace("_", "-")
+        assert name in lock, f"constraints.txt lacks {name}: run `python3 dev.py lock`"
+        assert req.specifier.contains(lock[name][0].split("+")[0], prereleases=True), (
+            f"constraints.txt pins {name}=={lock[name][0]}, outside pyproject's {req.specifier}"
+        )
+
+
+def test_lock_is_complete_and_installed():
+    """Every locked package is installed at its version, and every requirement of an installed locked package is
+    itself locked (so `pip install --no-deps -r constraints.txt` needs no resolver)."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    lock = _lock()
+    no_deps = {name for name, (_, raw) in lock.items() if "# no-deps" in raw}
+    for name, (version, _) in lock.items():
+        if re.match(r"(triton|nvidia-|cuda-)", name):
+            continue  # CUDA parts: installed only beside a CUDA build of torch
+        assert md.version(name).split("+")[0] == version, f"{name}: installed {md.version(name)}, locked {version}"
+        if name in no_deps:
+            continue
+        for spec in md.requires(name) or []:
+            req = Requirement(spec)
+            if req.marker and not req.marker.evaluate({"extra": ""}):
+                continue
+            dep = req.name.lower().replace("_", "-")
+            if dep in ("triton",) or dep.startswith(("nvidia-", "cuda-")):
+                continue
+            assert dep in lock, f"{name} requires {dep}, which constraints.txt does not lock"
 
 
 def test_generated_notebooks_are_up_to_date():
