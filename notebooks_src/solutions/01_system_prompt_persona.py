@@ -131,7 +131,9 @@ q3.check()
 #
 # Write 3 to 5 requests a user of your persona would send (`my_requests`, a list of strings). The cell after
 # it asks the model each one twice: with your system prompt and with none. The check counts a request when
-# the reply *with* the prompt carries one of your markers and the reply *without* it does not.
+# the reply *with* the prompt carries one of your markers and the reply *without* it does not, and gives full
+# marks when that happens on at least 60 % of your requests (3 of 5, 2 of 3): a tiny model does not follow a
+# prompt every time, so five requests give you a margin.
 
 # %%
 ### BEGIN SOLUTION
@@ -139,6 +141,8 @@ my_requests = [
     "Add a task: chop two kilos of onions before 5pm",
     "Remind me to order more flour on Friday",
     "Mark the stock for tonight's soup as done",
+    "Add a task: sharpen the knives before service",
+    "Remind me to check the fridge temperatures at noon",
 ]
 ### END SOLUTION
 

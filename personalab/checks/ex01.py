@@ -7,6 +7,7 @@ renders it (``my_prompt``), keeps it within a token budget, and shows with a few
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -243,13 +244,24 @@ def q4(my_persona: Any, my_requests: Any) -> Credit:
     reqs = _requests(my_requests)
     m = measure(spec, reqs)
     good = [w and not wo for w, wo in zip(m["with"], m["without"], strict=True)]
+    need = needed_for_full_marks(len(reqs))
     summary = (f"with your prompt {sum(m['with'])}/{len(reqs)} replies carry a marker, without it "
-               f"{sum(m['without'])}/{len(reqs)}")
-    if all(good):
+               f"{sum(m['without'])}/{len(reqs)}; the prompt made the difference on {sum(good)} "
+               f"(full marks from {need})")
+    if sum(good) >= need:
         return Credit(1.0, summary)
     i = good.index(False)
     why = "its reply with the prompt has no marker" if not m["with"][i] else "even the reply without the prompt has one"
-    return Credit(sum(good) / len(reqs), f"{summary}; e.g. {reqs[i]!r}: {why}")
+    return Credit(sum(good) / need, f"{summary}; e.g. {reqs[i]!r}: {why}")
+
+
+def needed_for_full_marks(n_requests: int) -> int:
+    """Requests that must show the prompt's effect for full marks: 60 %, at least 2.
+
+    A tiny model does not follow a prompt on every request, and two machines' CPU kernels can flip a
+    near-tie in a reply, so full marks ask for a clear majority rather than every single request.
+    """
+    return max(2, math.ceil(0.6 * n_requests))
 
 
 @EXERCISE.question(

@@ -31,15 +31,21 @@ def _report(path: Path) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..embedded import build, default_model_dir, is_current, read_build_info
+    from ..embedded.build import REFERENCE_DIR, build, read_build_info, rebuild_dir, source_hash
 
-    out = Path(args.out) if args.out else default_model_dir()
-    same_seed = (read_build_info(out) or {}).get("seed") == args.seed
-    if is_current(out) and same_seed and not args.force:
-        print("already built (use --force to rebuild)")
+    if args.reference and args.out:
+        print("personalab model build: use either --reference or --out, not both")
+        return 2
+    out = REFERENCE_DIR if args.reference else Path(args.out) if args.out else rebuild_dir()
+    info = read_build_info(out) or {}
+    current = info.get("source_sha256") == source_hash() and info.get("seed") == args.seed
+    if current and (out / "model.safetensors").exists() and not args.force:
+        print("already built from this builder source (use --force to rebuild)")
     else:
         build(out, seed=args.seed)
     _report(out)
+    if out != REFERENCE_DIR:
+        print(f"the course serves the shipped reference build; to serve this one: PERSONALAB_LOCAL_MODEL={out}")
     return 0
 
 
@@ -53,8 +59,10 @@ def _smollm2(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("model", help="build the embedded model or convert SmolLM2 (offline)")
     sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    b = sub.add_parser("build", help="train the embedded chat model from scratch on CPU (deterministic, ~1-2 min)")
-    b.add_argument("--out", help="output folder (default: the course's model folder)")
+    b = sub.add_parser("build", help="rebuild the embedded chat model from scratch on CPU (deterministic, a few min)")
+    b.add_argument("--out", help="output folder (default: PERSONALAB_HOME/models/embedded-v1)")
+    b.add_argument("--reference", action="store_true",
+                   help="maintainers: replace the shipped reference build in personalab/embedded/reference/")
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     b.add_argument("--force", action="store_true", help="rebuild even if an up-to-date model exists")
     b.set_defaults(func=_build)

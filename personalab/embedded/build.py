@@ -3,10 +3,16 @@
 ``build()`` writes a normal Hugging Face checkpoint (model, tokenizer, generation config) plus
 ``build_info.json``; ``build_timing.json`` holds the wall time and is the only file that differs between
 two builds with the same seed on the same machine.
+
+Builds differ slightly *between* machines (PyTorch picks other CPU kernels), so the course ships one
+reference build in ``personalab/embedded/reference/`` and every machine serves those same weights.
+Its ``build_info.json`` records :func:`source_hash` of the builder; a test fails when the builder changes
+without ``personalab model build --reference``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -46,9 +52,29 @@ RECIPE: dict[str, Any] = {
 GENERATION = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 96}
 
 
-def default_model_dir() -> Path:
-    """Where the embedded model lives: ``models_dir() / EMBEDDED_DIR_NAME``."""
+#: The shipped reference build (package data), the same weights on every machine.
+REFERENCE_DIR = Path(__file__).resolve().with_name("reference")
+#: The files whose contents decide what a build produces (besides the library versions it records).
+SOURCE_FILES = ("embedded/build.py", "embedded/corpus.py", "embedded/tokenizer.py", "persona.py")
+
+
+def source_hash() -> str:
+    """sha256 of the builder's source files (line endings normalised), recorded in every build."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for name in SOURCE_FILES:
+        h.update(name.encode() + b"\0" + (root / name).read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return h.hexdigest()
+
+
+def rebuild_dir() -> Path:
+    """Where ``personalab model build`` writes a fresh build: ``models_dir() / EMBEDDED_DIR_NAME``."""
     return models_dir() / EMBEDDED_DIR_NAME
+
+
+def default_model_dir() -> Path:
+    """The model the course serves: the shipped reference build (a local rebuild only if it is missing)."""
+    return REFERENCE_DIR if is_current(REFERENCE_DIR) else rebuild_dir()
 
 
 def read_build_info(path: str | Path) -> dict[str, Any] | None:
@@ -221,6 +247,7 @@ def build(out_dir: str | Path | None = None, *, seed: int = 0, steps: int | None
                 tmp / INFO_FILE,
                 {
                     "builder": BUILDER_VERSION,
+                    "source_sha256": source_hash(),
                     "seed": seed,
                     "steps": steps,
                     "final_loss": round(final_loss, 4),
@@ -229,6 +256,9 @@ def build(out_dir: str | Path | None = None, *, seed: int = 0, steps: int | None
                     "corpus_conversations": len(corpus),
                     "recipe": r,
                     "torch": torch.__version__,
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "transformers": _dist_version("transformers"),
+                    "tokenizers": _dist_version("tokenizers"),
                 },
             )
             atomic_write_json(tmp / TIMING_FILE, {"wall_s": round(time.perf_counter() - t0, 2)})
@@ -240,6 +270,12 @@ def build(out_dir: str | Path | None = None, *, seed: int = 0, steps: int | None
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det)
     return out
+
+
+def _dist_version(dist: str) -> str:
+    import importlib.metadata as md
+
+    return md.version(dist)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
