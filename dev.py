@@ -137,6 +137,9 @@ def main(argv: list[str]) -> int:
     setup()
     if argv[0] == "course":
         return subprocess.run([BIN / "personalab", "run-course", *argv[1:]], env=env, cwd=ROOT).returncode
+    # Tests never reuse models, replies or results cached by an earlier run (~/.cache/personalab).
+    home = tempfile.mkdtemp(prefix="personalab-test-home-")
+    env.setdefault("PERSONALAB_HOME", home)
     sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "dev.py", cwd=ROOT)
     sh(BIN / "personalab", "notebooks", "check", cwd=ROOT, env=env)
     cmd = [

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from . import config
-from .errors import BackendError
+from .errors import BackendError, SettingError
 
 BACKENDS = ("local", "remote", "openai")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -54,7 +54,10 @@ def active_backend() -> str:
     override = os.environ.get("PERSONALAB_BACKEND", "").strip()
     if override:
         if override not in BACKENDS:
-            raise BackendError(f"PERSONALAB_BACKEND={override!r} is not one of {', '.join(BACKENDS)}")
+            raise SettingError(
+                f"PERSONALAB_BACKEND={override!r} is not a backend; how to fix: unset it or set one of "
+                f"{', '.join(BACKENDS)}"
+            )
         return override
     return config.detect().backend
 
@@ -82,7 +85,19 @@ def _default_local_model_dir() -> Path:
         from .smollm import convert_smollm2
 
         return convert_smollm2()
-    return Path(choice)
+    return checked_model_dir(choice)
+
+
+def checked_model_dir(choice: str) -> Path:
+    """``PERSONALAB_LOCAL_MODEL`` as a folder that holds a checkpoint (SettingError naming the setting if not)."""
+    path = Path(choice).expanduser()
+    if not (path / "config.json").is_file():
+        what = "does not exist" if not path.exists() else "holds no config.json (not a saved model)"
+        raise SettingError(
+            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}; how to fix: unset it (the embedded model), or set it to "
+            "smollm2 or to a folder written by save_pretrained"
+        )
+    return path
 
 
 def client(backend: str | None = None, *, model_dir: str | Path | None = None) -> openai.OpenAI:

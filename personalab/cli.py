@@ -9,7 +9,7 @@ import pkgutil
 import sys
 
 from . import commands
-from .errors import BackendError, InputError, ServerError
+from .errors import BackendError, InputError, ServerError, SettingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (InputError, BackendError, ServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except (SettingError, BackendError, ServerError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

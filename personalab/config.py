@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from .errors import SettingError
+
 PROFILES = ("cpu", "gpu", "colab-gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
@@ -79,8 +81,9 @@ def detect() -> Profile:
     override = os.environ.get("PERSONALAB_PROFILE", "").strip()
     if override:
         if override not in PROFILES:
-            raise ValueError(
-                f"PERSONALAB_PROFILE={override!r} is not one of {', '.join(PROFILES)}; unset it or pick one"
+            raise SettingError(
+                f"PERSONALAB_PROFILE={override!r} is not a profile; how to fix: unset it or set one of "
+                f"{', '.join(PROFILES)}"
             )
         name = override
     else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -600,13 +600,18 @@ def compare(s: Scenario, prices: PriceTable | None = None) -> Comparison:
 
 
 # --------------------------------------------------------------------------------------------- formatting
-def fmt_usd(x: float, digits: int = 4) -> str:
-    """Dollars without float noise: cents for amounts of $1 or more, else ``digits`` significant digits."""
-    if abs(x) >= 1:
-        return f"{x:,.2f}"
-    if x == 0:
+def fmt_usd(x: float) -> str:
+    """Dollars as a person reads them: to the cent (half up) from $1, else every significant digit (up to 10).
+
+    ``185.625`` prints ``185.63`` and ``0.00037125`` prints ``0.00037125``; float noise such as
+    ``0.00037125000000000003`` is dropped by reading the value at 12 significant digits first.
+    """
+    d = Decimal(f"{x:.12g}")
+    if abs(d) >= 1:
+        return f"{d.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    if d == 0:
         return "0"
-    return format(Decimal(f"{x:.{digits}g}"), "f")
+    return format(Decimal(f"{d:.10g}").normalize(), "f")
 
 
 def fmt_volume(v: float) -> str:

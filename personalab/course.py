@@ -8,12 +8,14 @@ Afterwards the comparison report (``personalab.report``) is written from the sav
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from tqdm.auto import tqdm
@@ -68,17 +70,25 @@ def shared_backend_env():
                     os.environ[k] = v
 
 
+def local_kernel_manager(socket_dir: Path) -> KernelManager:
+    """A python3 kernel reached over IPC sockets in ``socket_dir`` (POSIX), not plain-text TCP on a port."""
+    km = KernelManager(kernel_name="python3")
+    if os.name == "posix":
+        km.transport, km.ip = "ipc", str(socket_dir / "kernel")
+    return km
+
+
 def execute(path: Path, out_dir: Path, timeout: int = 600) -> NotebookRun:
     """Execute one notebook in its own folder; write it (with outputs) to ``out_dir`` even when it fails."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
-    start, error = time.perf_counter(), None
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        error = str(exc)
+    with tempfile.TemporaryDirectory(prefix="personalab-kernel-") as sockets:
+        km = local_kernel_manager(Path(sockets))
+        client = NotebookClient(nb, timeout=timeout, km=km, resources={"metadata": {"path": str(path.parent)}})
+        start, error = time.perf_counter(), None
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            error = str(exc)
     out = out_dir / path.name
     atomic_write_text(out, nbformat.writes(nb))
     return NotebookRun(path, out, time.perf_counter() - start, error)

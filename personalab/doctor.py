@@ -69,26 +69,15 @@ def run_checks(start_server: bool = False) -> list[Check]:
         checks.append(Check("chat backend", True, backends.describe()))
     except Exception as exc:  # bad override
         backend = None
-        checks.append(Check("chat backend", False, str(exc), "fix PERSONALAB_BACKEND"))
+        problem, _, fix = str(exc).partition("; how to fix: ")
+        checks.append(Check("chat backend", False, problem, fix or "fix PERSONALAB_BACKEND"))
     if p.api_key and p.name == "cpu" and backend == "local":
         checks[-1].fix = "a key is set but the cpu profile stays local; PERSONALAB_BACKEND=openai uses the API"
     if backend == "remote":
         url = os.environ["OPENAI_BASE_URL"].rstrip("/")
         ok = _reachable(url + "/models")
         checks.append(Check("server reachable", ok, url, "" if ok else "is the server running? check OPENAI_BASE_URL"))
-    from .embedded import default_model_dir, is_built
-
-    built = is_built()
-    checks.append(
-        Check(
-            "embedded model",
-            built,
-            str(default_model_dir()) if built else "not built yet",
-            ""
-            if built
-            else "run `personalab model build` (a few minutes on 2 cores; notebooks also build it on first use)",
-        )
-    )
+    checks.append(local_model_check())
     for dist in ("torch", "transformers", "peft", "trl", "openai", "tiktoken"):
         v = _version(dist)
         checks.append(
@@ -104,7 +93,7 @@ def run_checks(start_server: bool = False) -> list[Check]:
                 "" if has else "pip install -e '.[colab]' (GPU runtimes only)",
             )
         )
-    if start_server and backend == "local" and built:
+    if start_server and backend == "local" and checks_ok(checks, "local model"):
         try:
             reply = backends.ask("Add a task: water the plants", max_tokens=20)
             checks.append(Check("local server", True, f"answered: {reply[:60]!r}"))
@@ -113,6 +102,53 @@ def run_checks(start_server: bool = False) -> list[Check]:
                 Check("local server", False, str(exc)[:300], "see the error; `personalab serve` shows the log")
             )
     return checks
+
+
+def checks_ok(checks: list[Check], name: str) -> bool:
+    return any(c.name == name and c.ok for c in checks)
+
+
+def local_model_check() -> Check:
+    """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
+    from .backends import checked_model_dir
+    from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
+    from .errors import SettingError
+
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL", "embedded")
+    if choice == "smollm2":
+        from .smollm import default_smollm2_dir
+
+        path = default_smollm2_dir()
+        if not (path / "config.json").exists():
+            return Check("local model", False, f"smollm2: not converted yet ({path})", "run `personalab model smollm2`")
+    elif choice == "embedded":
+        path = default_model_dir()
+        if not is_current(path):
+            return Check("local model", False, f"embedded: no model at {path}",
+                         "reinstall the package (the reference build ships in personalab/embedded/reference/) "
+                         "or run `personalab model build`")
+    else:
+        try:
+            path = checked_model_dir(choice)
+        except SettingError as exc:
+            return Check("local model", False, str(exc).split("; how to fix: ")[0],
+                         str(exc).split("; how to fix: ")[-1])
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+
+        config_ = AutoConfig.from_pretrained(path)
+        AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # any loading failure is reported, not raised
+        return Check("local model", False, f"{path}: does not load ({type(exc).__name__}: {str(exc)[:160]})",
+                     "point PERSONALAB_LOCAL_MODEL at a folder written by save_pretrained")
+    what = f"{choice}: {path} ({config_.model_type})"
+    if path == REFERENCE_DIR:
+        info = read_build_info(path) or {}
+        what = f"embedded: the shipped reference build ({info.get('params', 0):,} parameters, {path})"
+        if info.get("source_sha256") != source_hash():
+            return Check("local model", True, what, "the builder changed since this build: maintainers run "
+                         "`personalab model build --reference --force`")
+    return Check("local model", True, what)
 
 
 def report(checks: list[Check]) -> str:

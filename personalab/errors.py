@@ -24,6 +24,10 @@ class InputError(ValueError):
         self.fix = fix
         super().__init__(self._render())
 
+    def one_line(self) -> str:
+        """The error on a single line, for command-line output."""
+        return self._render().replace("\n  how to fix: ", "; how to fix: ")
+
     def _render(self) -> str:
         where = self.path or "<input>"
         if self.line is not None:
@@ -34,6 +38,10 @@ class InputError(ValueError):
         if self.fix:
             text += f"\n  how to fix: {self.fix}"
         return text
+
+
+class SettingError(ValueError):
+    """An environment setting (``PERSONALAB_*``) has a value the course cannot use; the message says how to fix it."""
 
 
 class BackendError(RuntimeError):

@@ -33,20 +33,29 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..persona import PERSONAS_DIR, load_overlay, load_persona, render_overlay
 
-    for flag, value, minimum in (
-        ("--requests", args.requests, 0),
-        ("--turns", args.turns, 0),
-        ("--user-tokens", args.user_tokens, -1),
-        ("--response-tokens", args.response_tokens, -1),
-        ("--epochs", args.epochs, 0),
-        ("--months", args.months, 0),
-    ):
-        if not value > minimum:
-            raise InputError(
-                f"{flag} must be {'> 0' if minimum == 0 else '>= 0'}, got {value:g}", path="command line", field=flag
-            )
+    checks = (
+        ("--requests", args.requests, False),
+        ("--turns", args.turns, False),
+        ("--epochs", args.epochs, False),
+        ("--months", args.months, False),
+        ("--user-tokens", args.user_tokens, True),
+        ("--response-tokens", args.response_tokens, True),
+        ("--persona-tokens", args.persona_tokens, True),
+        ("--training-tokens", args.training_tokens, True),
+        ("--multiplier", args.multiplier, False),
+    )
+    for flag, value, zero_ok in checks:
+        if value is None or (value >= 0 if zero_ok else value > 0):
+            continue
+        bound = ">= 0" if zero_ok else "> 0"
+        raise InputError(f"{flag} must be {bound}, got {value:g}", path="command line", field=flag,
+                         fix=f"pass a number {bound}, e.g. {flag} {0 if zero_ok else 1}")
     prices = costs.load_prices(args.prices)
     price = prices.price(args.model)  # unknown model: InputError naming the table
+    if args.cache and price.cached_input is None:
+        raise InputError(f"--cache: {args.model} has no cached-input price in the table", path=prices.path,
+                         field=f"{args.model}.cached_input",
+                         fix="drop --cache, pick a model with a cached_input price, or add one to the table")
     persona_path = args.persona or str(PERSONAS_DIR / "taskmaster.yaml")
     count_model, note = args.model, "exact"
     if not tokens.is_openai_model(args.model):
@@ -76,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         months=args.months,
     )
+    # Everything is computed (and validated) before the first line is printed.
     cmp = costs.compare(scenario, prices)
+    base, ft = prices.rates(args.model), prices.rates(args.model, finetuned=True, multiplier=args.multiplier)
+    p_star = costs.persona_break_even_tokens(scenario.workload, base, ft, caching=costs.Caching(enabled=args.cache))
+    table = format_table(cmp)
     print(f"persona:  {spec_name}: {persona_tokens:g} tokens added to every request ({args.model}, {note})")
     if args.overlay:
         print(f"hybrid:   the fine-tuned model still gets overlay '{args.overlay}': {ft_prompt:g} tokens")
@@ -86,12 +99,10 @@ def run(args: argparse.Namespace) -> int:
         f"user {args.user_tokens:g} + reply {args.response_tokens:g} tokens, caching {'on' if args.cache else 'off'}"
     )
     print()
-    print(format_table(cmp))
+    print(table)
     print()
     for b in cmp.break_evens:
         print(f"break-even: {b.reason}")
-    base, ft = prices.rates(args.model), prices.rates(args.model, finetuned=True, multiplier=args.multiplier)
-    p_star = costs.persona_break_even_tokens(scenario.workload, base, ft, caching=costs.Caching(enabled=args.cache))
     if p_star is None:
         print("per request, fine-tuning is never cheaper here, whatever the persona's length")
     else:

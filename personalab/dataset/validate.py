@@ -147,7 +147,11 @@ def check_example(obj: Any, line: int | None = None) -> list[Problem]:
 
 def check_persona(example: dict[str, Any], spec: PersonaSpec, line: int | None = None) -> list[Problem]:
     """A marker in at least one reply; no avoided phrase in any reply."""
-    replies = [(i, m["content"]) for i, m in enumerate(example["messages"]) if m.get("role") == "assistant"]
+    replies = [
+        (i, m["content"])
+        for i, m in enumerate(example["messages"])
+        if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
+    ]
     out = []
     if replies and not any(has_marker(text, spec) for _, text in replies):
         out.append(_problem("persona_marker_missing", line, f"messages[{replies[-1][0]}].content",
@@ -254,11 +258,13 @@ def validate_text(
     parsed = parse_lines(text)
     problems: list[Problem] = []
     for n, obj, err in parsed:
-        problems += [_problem("json", n, None, err)] if err else check_example(obj, n)
+        if err:
+            problems.append(_problem("json", n, None, err))
+            continue
+        problems += check_example(obj, n)
+        if spec is not None and isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+            problems += check_persona(obj, spec, n)  # every problem of a line, format errors or not
     good = _well_formed(parsed)
-    if spec is not None:
-        for n, ex in good:
-            problems += check_persona(ex, spec, n)
     lengths: list[int] = []
     if max_seq_length is not None or counter is not None:
         if counter is None:
