@@ -22,7 +22,7 @@ def test_override_and_bad_override(monkeypatch):
     monkeypatch.setenv("PERSONALAB_PROFILE", "gpu")
     assert config.detect().name == "gpu" and config.detect().overridden
     monkeypatch.setenv("PERSONALAB_PROFILE", "tpu")
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ValueError, match="is not a profile; how to fix"):
         config.detect()
 
 
@@ -42,7 +42,7 @@ def test_colab_detected(monkeypatch):
 
 def test_backend_override_validated(monkeypatch):
     monkeypatch.setenv("PERSONALAB_BACKEND", "magic")
-    with pytest.raises(Exception, match="not one of"):
+    with pytest.raises(Exception, match="is not a backend; how to fix"):
         backends.active_backend()
 
 
@@ -57,3 +57,25 @@ def test_remote_backend_needs_model_name_or_listing(monkeypatch):
     assert backends.default_model("openai") == "served-name"
     monkeypatch.delenv("PERSONALAB_MODEL")
     assert backends.default_model("openai") == backends.DEFAULT_OPENAI_MODEL
+
+
+def test_doctor_flags_a_missing_local_model(monkeypatch):
+    from personalab.cli import main
+    from personalab.doctor import local_model_check
+
+    monkeypatch.setenv("PERSONALAB_LOCAL_MODEL", "/nonexistent/model")
+    check = local_model_check()
+    assert not check.ok and "PERSONALAB_LOCAL_MODEL='/nonexistent/model' does not exist" in check.value
+    monkeypatch.delenv("PERSONALAB_LOCAL_MODEL")
+    assert local_model_check().ok
+    monkeypatch.setenv("PERSONALAB_PROFILE", "bogus")
+    assert main(["doctor"]) == 2
+
+
+def test_bad_profile_is_one_line_on_the_command_line(monkeypatch, capsys):
+    from personalab.cli import main
+
+    monkeypatch.setenv("PERSONALAB_PROFILE", "bogus")
+    assert main(["doctor"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PERSONALAB_PROFILE='bogus'" in err and "Traceback" not in err

@@ -292,3 +292,31 @@ def test_turn_table_matches_conversation_cost(prices):
     assert sum(r["prompt_usd"] for r in rows) == pytest.approx(costs.conversation_cost(w, base))
     assert sum(r["finetuned_usd"] for r in rows) == pytest.approx(costs.conversation_cost(w, ft, finetuned=True))
     assert all(r["prompt_input_tokens"] - r["finetuned_input_tokens"] == 300 for r in rows)
+
+
+def test_money_prints_exactly() -> None:
+    from personalab.costs import fmt_usd
+
+    assert fmt_usd(185.625) == "185.63"  # to the cent, half up (not 185.62 from float rounding)
+    assert fmt_usd(0.00037125) == "0.00037125"  # every significant digit per request
+    assert fmt_usd(0.00037125000000000003) == "0.00037125"  # no float noise
+    assert fmt_usd(1234567.891) == "1,234,567.89" and fmt_usd(0) == "0" and fmt_usd(101.25) == "101.25"
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--requests", "-5"], "--requests"),
+        (["--persona-tokens", "-5"], "--persona-tokens"),
+        (["--training-tokens", "-1"], "--training-tokens"),
+        (["--model", "gpt-3.5-turbo", "--cache"], "--cache"),
+    ],
+)
+def test_cost_cli_errors_are_one_line_before_any_output(argv, flag, capsys) -> None:
+    from personalab.cli import main
+
+    assert main(["cost", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "", "nothing is printed before a validation error"
+    assert len(err.strip().splitlines()) == 1 and flag in err and "how to fix" in err
+    assert "requests_per_month" not in err and "dataset_tokens" not in err

@@ -152,3 +152,13 @@ def test_drop_problems_removes_flagged_positions():
     assert validate.drop_problems(examples, report, kinds=["duplicate"]) == [GOOD, OTHER, {"messages": []}]
     with pytest.raises(InputError):
         validate.drop_problems(examples[:2], report)
+
+
+def test_every_problem_of_a_line_is_reported() -> None:
+    from personalab.dataset.validate import validate_text
+    from personalab.persona import taskmaster
+
+    line = ('{"messages": [{"role": "user", "content": "Add a task"}, '
+            '{"role": "assistant", "content": "You should do it."}], "extra": 1}')
+    kinds = [p.kind for p in validate_text(line, spec=taskmaster()).problems]
+    assert "unknown_key" in kinds and "avoided_vocabulary" in kinds and "persona_marker_missing" in kinds

@@ -95,9 +95,13 @@ def test_q4_counts_requests_where_the_prompt_makes_the_difference(fake_model):
     reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
     r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs)
     assert (r.points, r.status) == (3, "correct") and "3/3" in r.reason
+    # full marks from 60 % of the requests (at least 2): a margin for a tiny model and other CPU kernels
     r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs[:2] + ["DEAF request"])
-    assert (r.points, r.status) == (2, "partial")
+    assert (r.points, r.status) == (3, "correct") and "difference on 2 (full marks from 2)" in r.reason
+    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs[:1] + ["DEAF request", "DEAF again"])
+    assert (r.points, r.status) == (1.5, "partial")
     assert "'DEAF request': its reply with the prompt has no marker" in r.reason
+    assert [ex01.needed_for_full_marks(n) for n in (3, 4, 5)] == [2, 3, 3]
     # a marker any reply contains proves nothing: here "Okay" is said with and without the prompt
     generic = ex01.EXAMPLE_PERSONA.replace("- Yes, chef!", "- Okay")
     r = grade(ex01.q4, my_persona=generic, my_requests=reqs)
