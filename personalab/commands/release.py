@@ -24,5 +24,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = release.build(args.out, solutions=args.with_solutions)
     print(f"wrote the student release to {out} "
-          f"({'with' if args.with_solutions else 'without'} model solutions in q.solution(); no solutions/, no grader/)")
+          f"({'with' if args.with_solutions else 'without'} model solutions in q.solution(); "
+          "no solutions/, no grader/)")
     return 0
