@@ -73,7 +73,8 @@ time.sleep(0.5)
         # forks until the process limit stops it; every child stays behind
         "forkbomb": """
 import subprocess, sys
-code = "import os\\nn = 0\\nwhile True:\\n    try:\\n        pid = os.fork()\\n    except OSError:\\n        break\\n    if pid == 0:\\n        os.execvp('sleep', ['sleep', '987653'])\\n    n += 1\\nprint(n)"
+code = ("import os\\nn = 0\\nwhile True:\\n    try:\\n        pid = os.fork()\\n    except OSError:\\n"
+        "        break\\n    if pid == 0:\\n        os.execvp('sleep', ['sleep', '987653'])\\n    n += 1\\nprint(n)")
 forks = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout or 0)
 print("forks before the limit:", forks)
 """,
