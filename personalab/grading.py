@@ -15,8 +15,9 @@ How one submission is graded (``grade_one``):
    :meth:`personalab.checks.Question.grade` that ``q1.check()`` uses in the notebook. Nothing the notebook
    printed is trusted, so redefining ``q1.check`` or printing "Correct" changes nothing.
 
-This limits what a submission can do to the gradebook; it is not a sandbox for hostile code. Grade in a
-container or VM without network when that matters (see docs/INSTRUCTORS.md).
+With ``Isolation("bwrap")`` (``personalab grade --sandbox``) the worker and kernel run in the sandbox of
+:mod:`personalab.sandbox`: own HOME, no network but the relayed model server, memory and process limits,
+every process killed at the end. Questions with hidden cases (``grader/exNN.py``) are scored on those.
 """
 
 from __future__ import annotations
