@@ -121,11 +121,11 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
         "spam": {**full, "q1": ("0", "not-attempted")},
         "tamper": {**full, "q1": ("0", "incorrect")},
         "deleted": {**full, "q2": ("0", "not-attempted")},
-        "crash": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
+        "crash": {**full, "q3": ("0", "error")},  # the points before the cell that killed the kernel stay
         "stubborn": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
         "malformed": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
         "empty": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
-        "untouched": {"q1": ("0", "not-attempted"), "q2": ("0", "incorrect"), "q3": ("0", "not-attempted")},
+        "untouched": {"q1": ("0", "not-attempted"), "q2": ("0", "not-attempted"), "q3": ("0", "not-attempted")},
     }
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
     assert [r["student"] for r in rows] == sorted(r["student"] for r in rows)  # stable order
@@ -133,7 +133,8 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
     assert "no cell of the notebook defines it" in reasons["deleted", "q2"]
     assert reasons["tamper", "q1"] == "`answer` is 41; think of six times seven"
     assert "expected `stats['std']`" in reasons["exception", "q2"]
-    assert "kernel died while running cell 7 (`import os`)" in reasons["crash", "q1"]
+    assert "kernel died while running cell 7 (`import os`)" in reasons["crash", "q3"]
+    assert "still raises NotImplementedError" in reasons["untouched", "q2"]
     assert "did not stop when interrupted" in reasons["stubborn", "q1"]
     assert "could not be read" in reasons["malformed", "q1"] and "empty" in reasons["empty", "q1"]
     by = {r.submission.student: r for r in reports}

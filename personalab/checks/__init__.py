@@ -30,6 +30,7 @@ from typing import Any
 __all__ = [
     "Credit",
     "Exercise",
+    "Hidden",
     "Incorrect",
     "Missing",
     "Opaque",
@@ -282,7 +283,20 @@ def _show(kind: str, title: str, body: str, *, code: bool = False) -> None:
 
 
 CheckFn = Callable[..., "Credit | str | None"]
-ProbeFn = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+#: ``probe(namespace)`` with the public cases; ``probe(namespace, cases)`` with the grader's hidden ones
+ProbeFn = Callable[..., Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """Grader-only cases of a probed question (in ``grader/exNN.py``, never in the student release).
+
+    ``inputs`` (JSON data) go into the kernel and are passed to the question's probe as ``cases``; ``check``
+    grades the probe's outputs like the public check function does, with expectations that never leave the
+    grader."""
+
+    inputs: Any
+    check: CheckFn
 
 
 @dataclass
@@ -301,20 +315,24 @@ class Question:
     result: Result | None = field(default=None, repr=False)
 
     # ---- kernel side
-    def export(self, ns: Mapping[str, Any]) -> dict[str, Any]:
-        """JSON data of this question's variables in namespace ``ns`` (never raises)."""
+    def export(self, ns: Mapping[str, Any], cases: Any = None) -> dict[str, Any]:
+        """JSON data of this question's variables in namespace ``ns`` (never raises). With ``cases`` (hidden
+        inputs from the grader) the probe runs on those instead of the public ones."""
         out: dict[str, Any] = {n: to_jsonable(ns[n] if n in ns else Missing(n)) for n in self.names}
-        if self.probe is not None:
+        if self.probe is not None and not any(n not in ns for n in self.names):
             try:
-                probed = self.probe(ns)
+                probed = self.probe(ns) if cases is None else self.probe(ns, cases)
+                if cases is not None:
+                    out["__hidden__"] = True
                 out.update({k: to_jsonable(v) for k, v in dict(probed).items()})
             except Exception as exc:  # noqa: BLE001 - the learner's function failed: graded, not fatal
                 out["__probe_error__"] = f"{type(exc).__name__}: {exc}"[:500]
         return out
 
     # ---- anywhere
-    def grade(self, exported: Mapping[str, Any] | None) -> Result:
-        """The verdict for exported values (``None``: the grading cell never reached this question)."""
+    def grade(self, exported: Mapping[str, Any] | None, check_fn: CheckFn | None = None) -> Result:
+        """The verdict for exported values (``None``: the grading cell never reached this question);
+        ``check_fn`` replaces the public check (the grader's hidden one)."""
         if exported is None:
             return self._result(0, "error", "not graded: the notebook stopped before the grading step reached it")
         values = from_jsonable(dict(exported))
@@ -329,7 +347,7 @@ class Question:
                 return self._result(0, "not-attempted", "your code still raises NotImplementedError: fill it in")
             return self._result(0, "incorrect", f"calling your code raised {err}")
         try:
-            verdict = self.check_fn(**{k: v for k, v in values.items() if not k.startswith("__")})
+            verdict = (check_fn or self.check_fn)(**{k: v for k, v in values.items() if not k.startswith("__")})
         except Incorrect as exc:
             credit = min(max(exc.credit, 0.0), 1.0)
             return self._result(round(self.points * credit, 4), "partial" if credit > 0 else "incorrect", exc.message)
@@ -364,7 +382,13 @@ class Question:
         _show("hint", "Hint", self.hints[n - 1] + more)
 
     def solution(self) -> None:
-        """Show a model solution."""
+        """Show a model solution (unless the instructor's release switched solutions off)."""
+        from ..release import solutions_enabled
+
+        if not solutions_enabled():
+            _show("solution", "Solution", "model solutions are switched off in this course: try `.hint()`, "
+                  "or ask your instructor")
+            return
         _show("solution", "Solution", self.solution_text or "(no solution text)", code=True)
 
 

@@ -16,9 +16,11 @@ from . import Exercise, Incorrect, expect_type
 EXERCISE = Exercise("03", "Repair a persona dataset")
 
 
-def _probe_fix(ns: Mapping[str, Any]) -> dict[str, Any]:
+def _probe_fix(ns: Mapping[str, Any], cases: list[Any] | None = None) -> dict[str, Any]:
+    """The learner's ``fix_example`` on the public cases, or on the grader's hidden ``cases`` (inputs only)."""
     fix = ns["fix_example"]
-    return {"outputs": [fix(copy.deepcopy(case)) for _, case, _ in ex.FIX_CASES]}
+    inputs = [case for _, case, _ in ex.FIX_CASES] if cases is None else cases
+    return {"outputs": [fix(copy.deepcopy(case)) for case in inputs]}
 
 
 @EXERCISE.question(

@@ -24,14 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, help="seconds one cell may run (default: 120)")
     p.add_argument("--notebook-timeout", type=float, default=None,
                    help="seconds one whole notebook may run (default: from the cell limit and the cell count)")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                   help="run each submission in a bubblewrap sandbox: own HOME, no network, memory and process "
+                   "limits, every process killed at the end (auto: when bwrap works here, else warn and run without)")
+    p.add_argument("--memory", type=int, default=None, metavar="MB",
+                   help="memory limit of one submission in the sandbox (default: 4096)")
+    p.add_argument("--max-processes", type=int, default=None, metavar="N",
+                   help="processes and threads one submission may run in the sandbox (default: 256)")
     p.add_argument("--no-server", action="store_true",
                    help="do not start the local model server (use OPENAI_BASE_URL, or grade without a model)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import grading
+    from .. import grading, sandbox
 
+    limits = sandbox.Limits(memory_mb=args.memory or sandbox.DEFAULT_MEMORY_MB,
+                            processes=args.max_processes or sandbox.DEFAULT_PROCESSES)
+    isolation = grading.resolve_isolation(args.sandbox, limits=limits)
     reports = grading.grade_folder(
         args.submissions,
         args.out,
@@ -41,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         notebook_timeout=args.notebook_timeout,
         server=not args.no_server,
         feedback_dir=args.feedback,
+        isolation=isolation,
     )
     by_student: dict[str, list[float]] = {}
     for rep in reports:

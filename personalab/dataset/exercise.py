@@ -214,12 +214,13 @@ FIX_CASES: list[tuple[str, Any, bool]] = [
 ]
 
 
-def check_fix_outputs(outputs: Sequence[Any]) -> list[str]:
-    """What the learner's ``fix_example`` got wrong on :data:`FIX_CASES` (empty list: all right)."""
+def check_fix_outputs(outputs: Sequence[Any], cases: Sequence[tuple[str, Any, bool]] | None = None) -> list[str]:
+    """What the learner's ``fix_example`` got wrong on ``cases`` (default :data:`FIX_CASES`; empty: all right)."""
     from .validate import check_example
 
+    cases = FIX_CASES if cases is None else cases
     wrong = []
-    for (what, case, salvageable), out in zip(FIX_CASES, outputs, strict=False):
+    for (what, case, salvageable), out in zip(cases, outputs, strict=False):
         if not salvageable:
             if out is not None:
                 wrong.append(f"{what}: nothing can be saved here, so return None (got {str(out)[:60]})")
@@ -236,8 +237,8 @@ def check_fix_outputs(outputs: Sequence[Any]) -> list[str]:
         first = next(m["content"] for m in msgs if isinstance(m, dict) and m.get("role") == "user")
         if _first_user(out) != first.strip():
             wrong.append(f"{what}: keep the user's message as it was ({first!r})")
-    if len(outputs) != len(FIX_CASES):
-        wrong.append(f"expected {len(FIX_CASES)} results, got {len(outputs)}")
+    if len(outputs) != len(cases):
+        wrong.append(f"expected {len(cases)} results, got {len(outputs)}")
     return wrong
 
 
