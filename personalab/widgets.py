@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,11 +170,13 @@ def plot(view: View, ax: Any = None) -> Any:
         ax.text(
             0.02,
             0.98,
-            "\n".join("no crossover: " + n.removeprefix("never: ") if n.startswith("never") else n for n in notes),
+            "\n".join(
+                textwrap.fill("no crossover: " + n.removeprefix("never: ") if n.startswith("never") else n, 100)
+                for n in notes
+            ),
             transform=ax.transAxes,
             va="top",
             fontsize=7,
-            wrap=True,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
