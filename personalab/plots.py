@@ -73,3 +73,13 @@ def img_tag(data: bytes, alt: str) -> str:
     """An inline ``<img>`` (data URI) with alt text: self-contained HTML that any frontend shows."""
     b64 = base64.b64encode(data).decode("ascii")
     return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" style="max-width:100%">'
+
+
+def degenerate_note(values: list[float], why: str = "") -> str | None:
+    """Why a chart looks flat: every value equal (e.g. every bar at 0), so it shows no difference."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "nothing measured"
+    if max(finite) == min(finite):
+        return f"every value is {finite[0]:g} on this model: {why or 'nothing to compare'}"
+    return None

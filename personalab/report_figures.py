@@ -8,7 +8,6 @@ saying which lesson to run; a chart whose values are all equal (every bar at 0) 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +35,6 @@ def _origin(rec: Mapping[str, Any], model: Any = None) -> str:
     return f"{model} · {rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}"
 
 
-def degenerate_note(values: list[float], why: str = "") -> str | None:
-    """Why a chart looks flat: every value equal (e.g. every bar at 0), so it shows no difference."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return "nothing measured"
-    if max(finite) == min(finite):
-        return f"every value is {finite[0]:g} on this model: {why or 'nothing to compare'}"
-    return None
-
-
 def drift(rec: Mapping[str, Any]) -> Figure | None:
     d = rec.get("data") or {}
     per_turn = d.get("per_turn") or {}
@@ -61,7 +50,7 @@ def drift(rec: Mapping[str, Any]) -> Figure | None:
         line = ax.plot(xs, [p["value"] for _, p in pts], marker="o", ms=3, label=target)[0]
         ax.fill_between(xs, [p["low"] for _, p in pts], [p["high"] for _, p in pts], color=line.get_color(), alpha=0.15)
         values += [p["value"] for _, p in pts]
-    note = degenerate_note(values)
+    note = plots.degenerate_note(values)
     title = f"Persona adherence per turn ({d.get('scorer', '?')} scorer), 95 % confidence bands"
     ax.set_title(title + (f"\n{note}" if note else ""), fontsize=9)
     ax.set_xlabel("user turn")
@@ -105,7 +94,7 @@ def injection(rec: Mapping[str, Any], metric: str = "success") -> Figure | None:
     ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     label = {"held": "persona held", "success": "attack success", "leak": "canary leak"}[metric]
-    note = degenerate_note(values, INJECTION_WHY.get(metric, ""))
+    note = plots.degenerate_note(values, INJECTION_WHY.get(metric, ""))
     ax.set_title(f"Prompt injection: {label} rate per category, 95 % CI" + (f"\n{note}" if note else ""), fontsize=9)
     ax.set_ylabel(f"{label} rate")
     ax.grid(axis="y", alpha=0.3)
@@ -157,7 +146,7 @@ def training(rec: Mapping[str, Any]) -> Figure | None:
     d = rec.get("data") or {}
     fig, ax = plots.figure((7, 3.4))
     ax.plot(range(1, len(losses) + 1), losses, marker=".", ms=3)
-    note = degenerate_note(losses)
+    note = plots.degenerate_note(losses)
     ax.set_title(
         f"Training loss per step ({d.get('backend', '?')}, {d.get('device', '?')})" + (f"\n{note}" if note else ""),
         fontsize=9,

@@ -299,7 +299,7 @@ def _figure_records(tmp_path):
 def test_report_embeds_captioned_figures_and_links_them_in_markdown(tmp_path):
     import base64
 
-    from personalab import report_figures
+    from personalab import plots
 
     rep = report.build(_figure_records(tmp_path), framework=False)
     assert [f.name for f in rep.figures] == ["drift.png", "injection_success.png", "cost_vs_volume.png",
@@ -312,12 +312,27 @@ def test_report_embeds_captioned_figures_and_links_them_in_markdown(tmp_path):
         assert f"(figures/{f.name})" in md and (tmp_path / "out" / "figures" / f.name).read_bytes() == f.png
         assert base64.b64encode(f.png).decode() in page  # inline: the HTML is self-contained
     assert "src=\"figures/" not in page
-    assert "every value is 0" in report_figures.degenerate_note([0.0, 0.0], "why") and "why" in \
-        report_figures.degenerate_note([0.0, 0.0], "why")
-    assert report_figures.degenerate_note([0.0, 0.5]) is None
+    assert "every value is 0" in plots.degenerate_note([0.0, 0.0], "why") and "why" in \
+        plots.degenerate_note([0.0, 0.0], "why")
+    assert plots.degenerate_note([0.0, 0.5]) is None
 
 
 def test_report_says_which_lesson_draws_a_missing_figure():
     rep = report.build({}, framework=False)
     assert rep.figures == [] and any("run lesson 05" in m for m in rep.figures_missing)
     assert "run lesson 04 to draw" in rep.to_html()
+
+
+def test_flat_injection_chart_says_why():
+    """Every attack-success bar at 0 (the embedded model): the title explains instead of looking like a finding."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from personalab.evaluate.attacks import InjectionResult, Outcome
+
+    outs = [Outcome(t, f"a{i}", "override", 0, ["ok"], True, False, False) for t in ("p", "f") for i in range(3)]
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    assert "every value is 0" in ax.get_title() and "no attack" in ax.get_title()
+    outs[0] = Outcome("p", "a0", "override", 0, ["ok"], False, True, False)
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    assert ax.get_title() == ""
