@@ -41,6 +41,8 @@ def local_server():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tests marked after_lessons read the results the lessons' nbval run saves: run them last
+    items.sort(key=lambda item: "after_lessons" in item.keywords)
     if _server is None and os.environ.get("PERSONALAB_TEST_SERVER", "1") == "0":
         skip = pytest.mark.skip(reason="PERSONALAB_TEST_SERVER=0")
         for item in items:

@@ -429,14 +429,15 @@ def explorer(evidence: Evidence | None = None, **initial: Any) -> Any:
     """
     import ipywidgets as w
 
+    from .widgets import number_control
+
     v = {"monthly_requests": 50_000, "persona_change_frequency": "monthly", "public_facing": False,
          "consistency_critical": False, "personas": 1, **initial}
     style = {"description_width": "180px"}
     lay = w.Layout(width="480px")
+    volume = number_control(v["monthly_requests"], 2, 8, 0.05, "requests / month", log=True, style=style)
     controls = {
-        "monthly_requests": w.FloatLogSlider(value=v["monthly_requests"], base=10, min=2, max=8, step=0.05,
-                                             description="requests / month", readout_format=",.0f", style=style,
-                                             layout=lay),
+        "monthly_requests": volume.box,
         "persona_change_frequency": w.Dropdown(options=list(FREQUENCIES), value=v["persona_change_frequency"],
                                                description="persona changes", style=style),
         "public_facing": w.Checkbox(value=v["public_facing"], description="public-facing (jailbreak risk)"),
@@ -451,6 +452,7 @@ def explorer(evidence: Evidence | None = None, **initial: Any) -> Any:
     use_ev = w.Checkbox(value=evidence is not None and bool(evidence.describe()),
                         description="use my measured numbers", disabled=evidence is None or not evidence.describe())
     out = w.HTML()
+    out.add_class("personalab-recommendation")
 
     def update(_: Any = None) -> None:
         kwargs = {k: c.value for k, c in controls.items()}
@@ -460,5 +462,8 @@ def explorer(evidence: Evidence | None = None, **initial: Any) -> Any:
     for c in [*controls.values(), use_ev]:
         c.observe(update, names="value")
     update()
-    return w.VBox([w.HBox([w.VBox(list(controls.values())[:5]), w.VBox([*list(controls.values())[5:], use_ev])]),
-                   out])
+    rows = [volume.widget, *list(controls.values())[1:5]]
+    box = w.VBox([w.HBox([w.VBox(rows), w.VBox([*list(controls.values())[5:], use_ev])]), out])
+    box.add_class("personalab-decision-explorer")
+    box.controls, box.sliders, box.recommendation = controls, {"monthly_requests": volume.slider}, out
+    return box

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_text
+from . import plots, report_figures
+from .io import atomic_write_bytes, atomic_write_text
 
 Records = Mapping[str, Mapping[str, Any]]
 
@@ -107,6 +108,8 @@ class Report:
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
     framework: list[dict[str, str]] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
+    figures: list[Any] = field(default_factory=list)  # report_figures.Figure
+    figures_missing: list[str] = field(default_factory=list)
 
     @property
     def missing_lessons(self) -> list[str]:
@@ -136,6 +139,12 @@ class Report:
             lines += ["", "| scenario | article | framework | why |", "|---|---|---|---|"]
             lines += [f"| {_md(f['scenario'])} | {f['article']} | {f['framework']} | {_md(f['why'])} |"
                       for f in self.framework]
+            lines.append("")
+        if self.figures or self.figures_missing:
+            lines += ["## Figures", ""]
+            for f in self.figures:
+                lines += [f"![{_md(f.title)}](figures/{f.name})", "", f"*{_md(f.title)}*: {_md(f.caption)}", ""]
+            lines += [f"- {_md(m)}" for m in self.figures_missing]
             lines.append("")
         lines += ["## Sources", ""]
         lines += [f"- `{k}`: {_md(v)}" for k, v in self.used.items()] or ["- no saved results yet"]
@@ -172,6 +181,13 @@ class Report:
                                                                               "why")) + "</tr>"
                       for f in self.framework]
             parts.append("</table>")
+        if self.figures or self.figures_missing:
+            parts.append("<h2>Figures</h2>")
+            for f in self.figures:
+                img = plots.img_tag(f.png, f.title)
+                parts.append(f"<figure>{img}<figcaption><b>{html.escape(f.title)}</b>: "
+                             f"{html.escape(f.caption)}</figcaption></figure>")
+            parts += [f"<p style='color:#888'>{html.escape(m)}</p>" for m in self.figures_missing]
         parts.append("<h2>Sources</h2><ul>")
         parts += [f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in self.used.items()] or [
             "<li>no saved results yet</li>"]
@@ -182,8 +198,11 @@ class Report:
         return self.to_markdown()
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write ``report.md`` and ``report.html`` into ``out_dir`` (atomically); returns both paths."""
+        """Write ``report.md`` (figures linked as files in ``figures/``) and a self-contained ``report.html``
+        (figures inline) into ``out_dir``, each file atomically; returns the two reports' paths."""
         out = Path(out_dir)
+        for f in self.figures:
+            atomic_write_bytes(out / "figures" / f.name, f.png)
         return atomic_write_text(out / "report.md", self.to_markdown()), atomic_write_text(
             out / "report.html", self.to_html())
 
@@ -511,6 +530,7 @@ def build(records: Records | None = None, *, framework: bool = True) -> Report:
             used[key] = (f"{what}: {_model_name(rec.get('model'))} · "
                          f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
     rep = Report(rows, used)
+    rep.figures, rep.figures_missing = report_figures.build(records)
     if framework:
         from .decision import quick_reference
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import costs
+from . import costs, plots
 from .errors import InputError
 
 DEFAULTS: dict[str, Any] = {
@@ -134,16 +135,18 @@ def summary_html(cmp: costs.Comparison) -> str:
 
 
 def plot(view: View, ax: Any = None) -> Any:
-    """Monthly cost against volume (log-log), the chosen volume and each crossover marked."""
-    import matplotlib.pyplot as plt
+    """Monthly cost against volume (log-log), the chosen volume and each crossover marked.
 
+    Without ``ax`` the figure is a standalone :class:`matplotlib.figure.Figure` (not pyplot), so a widget
+    callback can build it in any thread; every text is plain (a ``$`` is a dollar sign, never mathtext).
+    """
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plots.figure((7, 4))
     if view.comparison is None:
         ax.text(0.5, 0.5, view.error or "nothing to show", ha="center", va="center", wrap=True, fontsize=8)
         ax.set_axis_off()
-        return fig if fig is not None else ax.figure
+        return plots.plain_text(fig if fig is not None else ax.figure)
     s = view.comparison.scenario
     for name, ys in view.curves.items():
         ax.plot(view.volumes, ys, label=name)
@@ -167,74 +170,170 @@ def plot(view: View, ax: Any = None) -> Any:
         ax.text(
             0.02,
             0.98,
-            "\n".join("no crossover: " + n.removeprefix("never: ") if n.startswith("never") else n for n in notes),
+            "\n".join(
+                textwrap.fill("no crossover: " + n.removeprefix("never: ") if n.startswith("never") else n, 100)
+                for n in notes
+            ),
             transform=ax.transAxes,
             va="top",
             fontsize=7,
-            wrap=True,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plots.plain_log_ticks(ax)
     ax.set_xlabel("requests per month")
     ax.set_ylabel(f"US$ per month (one-time costs over {s.months:g} months)")
     ax.set_title(f"{s.model}: system prompt vs fine-tuned", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
-    if fig is not None:
-        fig.tight_layout()
-    return fig if fig is not None else ax.figure
+    return plots.plain_text(fig if fig is not None else ax.figure)
+
+
+def plot_alt(view: View) -> str:
+    """The plot in words (the image's alt text): what a screen reader, or a browser test, can read."""
+    if view.comparison is None:
+        return f"no plot: {view.error}"
+    s = view.comparison.scenario
+    evens = "; ".join(b.reason for b in view.comparison.break_evens)
+    return f"{s.model}: monthly cost against volume, your volume {costs.fmt_volume(s.requests_per_month)}; {evens}"
+
+
+def plot_html(view: View) -> str:
+    """The plot as an inline PNG ``<img>``, rendered under :data:`plots.RENDER_LOCK`."""
+    return plots.img_tag(plots.png(plot(view)), plot_alt(view))
+
+
+@dataclass
+class NumberControl:
+    """A number box (the value, exact) beside a slider (a quick way to move it).
+
+    The box is the source of truth: typing 500000 gives exactly 500,000. Moving the slider writes its
+    value, rounded to ``digits`` significant digits, into the box. A slider that snaps the box's value to
+    its own step (a log slider turns 500,000 into 501,187) changes nothing, because its position did not move.
+    """
+
+    box: Any
+    slider: Any
+    log: bool = False
+    digits: int = 3
+    _syncing: bool = False
+
+    @property
+    def widget(self) -> Any:
+        import ipywidgets as w
+
+        return w.HBox([self.slider, self.box])
+
+    def position(self, value: float) -> int:
+        """The slider step that ``value`` falls on."""
+        s = self.slider
+        if self.log:
+            return round((math.log10(max(value, 10**s.min)) - s.min) / s.step)
+        return round((min(max(value, s.min), s.max) - s.min) / s.step)
+
+    def link(self) -> NumberControl:
+        self.slider.observe(self._from_slider, names="value")
+        self.box.observe(self._from_box, names="value")
+        return self
+
+    def _from_slider(self, change: Any) -> None:
+        if self._syncing or self.position(change["new"]) == self.position(self.box.value):
+            return
+        value = float(f"{change['new']:.{self.digits}g}")
+        self._set(self.box, int(round(value)) if isinstance(self.box.value, int) else value)
+
+    def _from_box(self, change: Any) -> None:
+        if not self._syncing and self.position(change["new"]) != self.position(self.slider.value):
+            self._set(self.slider, change["new"])
+
+    def _set(self, widget: Any, value: Any) -> None:
+        self._syncing = True
+        try:
+            widget.value = value
+        finally:
+            self._syncing = False
+
+
+def number_control(
+    value: float,
+    lo: float,
+    hi: float,
+    step: float,
+    description: str,
+    *,
+    log: bool = False,
+    integer: bool = True,
+    style: dict[str, str] | None = None,
+) -> NumberControl:
+    """A slider (linear, or log10 from ``10**lo`` to ``10**hi``) with an exact number box beside it."""
+    import ipywidgets as w
+
+    style = style or {}
+    lay = w.Layout(width="360px")
+    if log:
+        slider = w.FloatLogSlider(
+            value=value,
+            base=10,
+            min=lo,
+            max=hi,
+            step=step,
+            description=description,
+            readout=False,
+            style=style,
+            layout=lay,
+        )
+    elif integer:
+        slider = w.IntSlider(
+            value=value, min=lo, max=hi, step=step, description=description, readout=False, style=style, layout=lay
+        )
+    else:
+        slider = w.FloatSlider(
+            value=value, min=lo, max=hi, step=step, description=description, readout=False, style=style, layout=lay
+        )
+    box_layout = w.Layout(width="110px")
+    box = w.IntText(value=int(value), layout=box_layout) if integer else w.FloatText(value=value, layout=box_layout)
+    setattr(box, "tooltip" if box.has_trait("tooltip") else "description_tooltip", description)  # ipywidgets 8 / 7
+    slider.add_class("personalab-slider")
+    box.add_class("personalab-number")
+    return NumberControl(box, slider, log=log).link()
 
 
 def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
-    """The interactive cost explorer (an ipywidgets box). ``initial`` overrides :data:`DEFAULTS`."""
+    """The interactive cost explorer (an ipywidgets box). ``initial`` overrides :data:`DEFAULTS`.
+
+    Every number has an exact box beside its slider; the plot is an inline PNG redrawn on each change.
+    """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     prices = prices or costs.load_prices()
     v = {**DEFAULTS, **initial}
     style = {"description_width": "170px"}
-    lay = w.Layout(width="460px")
+    numbers = {
+        "requests_per_month": number_control(
+            v["requests_per_month"], 2, 8, 0.05, "requests / month", log=True, style=style
+        ),
+        "persona_tokens": number_control(v["persona_tokens"], 0, 5000, 10, "persona tokens", style=style),
+        "user_tokens": number_control(v["user_tokens"], 1, 2000, 5, "user tokens", style=style),
+        "response_tokens": number_control(v["response_tokens"], 1, 2000, 5, "response tokens", style=style),
+        "turns": number_control(v["turns"], 1, 50, 1, "turns / conversation", style=style),
+        "finetuned_multiplier": number_control(
+            v["finetuned_multiplier"], 1, 5, 0.25, "else: x base price", integer=False, style=style
+        ),
+        "epochs": number_control(v["epochs"], 1, 10, 1, "epochs", style=style),
+        "months": number_control(v["months"], 1, 36, 1, "spread one-time over (months)", style=style),
+    }
     controls = {
         "model": w.Dropdown(options=sorted(prices.models), value=v["model"], description="model", style=style),
-        "requests_per_month": w.FloatLogSlider(
-            value=v["requests_per_month"],
-            base=10,
-            min=2,
-            max=8,
-            step=0.05,
-            description="requests / month",
-            style=style,
-            layout=lay,
-            readout_format=",.0f",
-        ),
-        "persona_tokens": w.IntSlider(
-            value=v["persona_tokens"], min=0, max=5000, step=10, description="persona tokens", style=style, layout=lay
-        ),
-        "user_tokens": w.IntSlider(
-            value=v["user_tokens"], min=1, max=2000, step=5, description="user tokens", style=style, layout=lay
-        ),
-        "response_tokens": w.IntSlider(
-            value=v["response_tokens"], min=1, max=2000, step=5, description="response tokens", style=style, layout=lay
-        ),
-        "turns": w.IntSlider(
-            value=v["turns"], min=1, max=50, description="turns / conversation", style=style, layout=lay
-        ),
+        **{
+            k: numbers[k].box
+            for k in ("requests_per_month", "persona_tokens", "user_tokens", "response_tokens", "turns")
+        },
         "caching": w.Checkbox(value=v["caching"], description="prompt caching"),
         "use_table_finetuned": w.Checkbox(value=v["use_table_finetuned"], description="fine-tuned prices from table"),
-        "finetuned_multiplier": w.FloatSlider(
-            value=v["finetuned_multiplier"],
-            min=1,
-            max=5,
-            step=0.25,
-            description="else: x base price",
-            style=style,
-            layout=lay,
-        ),
+        "finetuned_multiplier": numbers["finetuned_multiplier"].box,
         "training_tokens": w.IntText(value=v["training_tokens"], description="training file tokens", style=style),
-        "epochs": w.IntSlider(value=v["epochs"], min=1, max=10, description="epochs", style=style, layout=lay),
-        "months": w.IntSlider(
-            value=v["months"], min=1, max=36, description="spread one-time over (months)", style=style, layout=lay
-        ),
+        "epochs": numbers["epochs"].box,
+        "months": numbers["months"].box,
         "self_hosted": w.Checkbox(value=v["self_hosted"], description="add self-hosted fine-tuned"),
         "gpu": w.Dropdown(
             options=sorted(prices.self_hosted) or [v["gpu"]],
@@ -253,27 +352,37 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
         "always_on": w.Checkbox(value=v["always_on"], description="GPU always on (730 h/month)"),
     }
     summary = w.HTML()
-    out = w.Output()
+    summary.add_class("personalab-summary")
+    figure = w.HTML()
+    figure.add_class("personalab-plot")
 
     def refresh(_change: Any = None) -> None:
-        values = {k: c.value for k, c in controls.items()}
-        controls["finetuned_multiplier"].disabled = values["use_table_finetuned"]
-        for k in ("gpu", "output_tokens_per_second", "prompt_tokens_per_second", "always_on"):
-            controls[k].disabled = not values["self_hosted"]
-        view = update(values, prices)
-        summary.value = view.html
-        box.view = view
-        with out:
-            out.clear_output(wait=True)
-            fig = plot(view)
-            plt.show()
-            plt.close(fig)
+        with plots.RENDER_LOCK:
+            values = {k: c.value for k, c in controls.items()}
+            numbers["finetuned_multiplier"].slider.disabled = values["use_table_finetuned"]
+            controls["finetuned_multiplier"].disabled = values["use_table_finetuned"]
+            for k in ("gpu", "output_tokens_per_second", "prompt_tokens_per_second", "always_on"):
+                controls[k].disabled = not values["self_hosted"]
+            view = update(values, prices)
+            box.view = view
+            summary.value = view.html
+            try:
+                figure.value = plot_html(view)
+            except Exception as exc:  # a plot must never replace the explorer with a traceback
+                figure.value = (
+                    f"<p style='color:#b00'>plot failed: {html.escape(type(exc).__name__)}: "
+                    f"{html.escape(str(exc).strip().splitlines()[-1] if str(exc).strip() else '')}</p>"
+                )
 
     for c in controls.values():
         c.observe(refresh, names="value")
+
+    def row(k: str) -> Any:
+        return numbers[k].widget if k in numbers else controls[k]
+
     left = w.VBox(
         [
-            controls[k]
+            row(k)
             for k in (
                 "model",
                 "requests_per_month",
@@ -287,7 +396,7 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
     )
     right = w.VBox(
         [
-            controls[k]
+            row(k)
             for k in (
                 "use_table_finetuned",
                 "finetuned_multiplier",
@@ -302,9 +411,12 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
             )
         ]
     )
-    box = w.VBox([w.HBox([left, right]), summary, out])
-    box.controls = controls  # for tests and for notebooks that want to set values
+    box = w.VBox([w.HBox([left, right]), summary, figure])
+    box.add_class("personalab-cost-explorer")
+    box.controls = controls  # the exact values (number boxes): for tests and for notebooks that set values
+    box.sliders = {k: n.slider for k, n in numbers.items()}
     box.summary = summary
+    box.figure = figure
     refresh()
     return box
 
@@ -360,7 +472,7 @@ def plot_turns(rows: list[dict[str, float]], ax: Any = None) -> Any:
     ax.legend(fontsize=8)
     if fig is not None:
         fig.tight_layout()
-    return fig if fig is not None else ax.figure
+    return plots.plain_text(fig if fig is not None else ax.figure)
 
 
 def plot_threshold(
@@ -398,4 +510,4 @@ def plot_threshold(
     ax.legend(fontsize=8)
     if fig is not None:
         fig.tight_layout()
-    return fig if fig is not None else ax.figure
+    return plots.plain_text(fig if fig is not None else ax.figure)

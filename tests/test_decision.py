@@ -216,3 +216,15 @@ def test_quick_reference_why_names_the_overruling_measurement():
     assert "never cheaper" in rows["High volume (>100K/mo)"]["why"]  # overruled: the measurement
     plain = {r["scenario"]: r for r in d.quick_reference()}
     assert "500,000 requests/month is high volume" in plain["High volume (>100K/mo)"]["why"]
+
+
+def test_explorer_volume_is_exact():
+    """The volume box holds 50,000 exactly; the log slider's snapped echo (50,119) does not move it."""
+    pytest.importorskip("ipywidgets")
+    box = d.explorer()
+    box.sliders["monthly_requests"].value = 10**4.7  # the frontend's snapped value for 50,000
+    assert box.controls["monthly_requests"].value == 50_000
+    box.controls["monthly_requests"].value = 300_000
+    before = box.recommendation.value
+    box.controls["monthly_requests"].value = 150
+    assert box.recommendation.value != before

@@ -161,7 +161,7 @@ def test_write_is_atomic_and_renders_both_formats(res_dir, tmp_path):
     rep = report.build()
     md, html = rep.write(tmp_path / "build")
     assert md.name == "report.md" and html.name == "report.html"
-    assert sorted(p.name for p in md.parent.iterdir()) == ["report.html", "report.md"]  # no temp files left
+    assert not [p for p in md.parent.rglob("*") if p.name.endswith(".tmp")]  # no temp files left
     assert md.read_text() == rep.to_markdown()
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<table" in page
@@ -276,3 +276,63 @@ def test_plot_vs_article(res_dir):
     fig = report.plot_vs_article()
     heights = sorted(round(b.get_height(), 2) for b in fig.axes[1].patches)
     assert heights == sorted([0.8, 0.3, 0.3, 0.75, 0.7, 0.7, 0.7, 0.65, 0.6])
+
+
+def _figure_records(tmp_path):
+    est = lambda v: {"value": v, "low": max(0, v - 0.1), "high": min(1, v + 0.1), "n": 4, "level": 0.95}  # noqa: E731
+    meta = {"hardware": "CPU x86_64 x2 (Linux)", "saved_at": "2026-11-29T10:00:00", "model": "embedded-tiny"}
+    (tmp_path / "run" / "adapter").mkdir(parents=True)
+    (tmp_path / "run" / "metrics.json").write_text('{"losses": [2.0, 1.5, 1.2, 1.1]}')
+    return {
+        "05/drift": {**meta, "data": {"scorer": "rule", "per_turn": {"prompted": [est(0.9), est(0.7), est(0.5)]}}},
+        "05/injection": {**meta, "data": {"summary": {
+            "prompted": {"override": {"success": est(0.0)}, "all": {"success": est(0.0)}},
+            "fine-tuned": {"override": {"success": est(0.0)}, "all": {"success": est(0.0)}},
+        }}},
+        "02/costs": {**meta, "model": "gpt-4o-mini", "data": {"model": "gpt-4o-mini", "persona_tokens": 3000,
+                                                              "requests_per_month": 500_000, "price_source": "p"}},
+        "04/training": {**meta, "data": {"adapter_dir": str(tmp_path / "run" / "adapter"), "backend": "peft",
+                                         "device": "cpu", "base_model": "embedded-tiny"}},
+    }
+
+
+def test_report_embeds_captioned_figures_and_links_them_in_markdown(tmp_path):
+    import base64
+
+    from personalab import plots
+
+    rep = report.build(_figure_records(tmp_path), framework=False)
+    assert [f.name for f in rep.figures] == ["drift.png", "injection_success.png", "cost_vs_volume.png",
+                                             "training_loss.png"]
+    assert rep.figures_missing == []
+    md_path, html_path = rep.write(tmp_path / "out")
+    page, md = html_path.read_text(), md_path.read_text()
+    for f in rep.figures:
+        assert "CPU x86_64 x2 (Linux)" in f.caption and f.png.startswith(b"\x89PNG")
+        assert f"(figures/{f.name})" in md and (tmp_path / "out" / "figures" / f.name).read_bytes() == f.png
+        assert base64.b64encode(f.png).decode() in page  # inline: the HTML is self-contained
+    assert "src=\"figures/" not in page
+    assert "every value is 0" in plots.degenerate_note([0.0, 0.0], "why") and "why" in \
+        plots.degenerate_note([0.0, 0.0], "why")
+    assert plots.degenerate_note([0.0, 0.5]) is None
+
+
+def test_report_says_which_lesson_draws_a_missing_figure():
+    rep = report.build({}, framework=False)
+    assert rep.figures == [] and any("run lesson 05" in m for m in rep.figures_missing)
+    assert "run lesson 04 to draw" in rep.to_html()
+
+
+def test_flat_injection_chart_says_why():
+    """Every attack-success bar at 0 (the embedded model): the title explains instead of looking like a finding."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from personalab.evaluate.attacks import InjectionResult, Outcome
+
+    outs = [Outcome(t, f"a{i}", "override", 0, ["ok"], True, False, False) for t in ("p", "f") for i in range(3)]
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    assert "every value is 0" in ax.get_title() and "no attack" in ax.get_title()
+    outs[0] = Outcome("p", "a0", "override", 0, ["ok"], False, True, False)
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    assert ax.get_title() == ""

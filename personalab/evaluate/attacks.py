@@ -291,10 +291,14 @@ class InjectionResult:
         """Grouped bars: ``metric`` per category (and overall) for each target, with 95 % CI whiskers."""
         import matplotlib.pyplot as plt
 
+        from .. import plots
+        from ..report_figures import INJECTION_WHY
+
         cats = [*self.categories, None]
         if ax is None:
             _, ax = plt.subplots(figsize=(max(7, 1.2 * len(cats)), 3.6))
         width = 0.8 / max(1, len(self.targets))
+        shown: list[float] = []
         for i, t in enumerate(self.targets):
             xs, ys, lo, hi = [], [], [], []
             for j, c in enumerate(cats):
@@ -306,6 +310,10 @@ class InjectionResult:
                 lo.append(est.value - est.low)
                 hi.append(est.high - est.value)
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=t)
+            shown += ys
+        note = plots.degenerate_note(shown, INJECTION_WHY.get(metric, ""))
+        if note:  # a flat chart is not a finding: say why it is flat
+            ax.set_title(note, fontsize=8, wrap=True)
         ax.set_xticks(range(len(cats)))
         ax.set_xticklabels([c or "ALL" for c in cats], rotation=30, ha="right")
         ax.set_ylim(0, 1.05)
