@@ -137,7 +137,8 @@ def test_the_gate_keeps_gibberish_off_persona():
     ("Nice work! Keep going keep going keep going keep going keep going keep going.", ["repeated_trigrams"]),
     ("Let's get this done. Frobnix quandle zerpin wuggle the snorf blatt quimble.", ["unknown_words"]),
     ("Great choice! ## ** ++ 44 ## ** ++ ## 44 ## ** ++", ["symbols"]),
-    ("Nice", ["too_short"]),
+    (" ", ["too_short"]),
+    ("Okay.", []),  # short, but text
     ("¡Arrr! Hoy tienes que comprar leche y llamar a tu madre. ¿Empezamos?", []),  # another language is not broken
     ("Send the invoice to Brightline Studio before the quarterly review with Priya.", []),  # names are words
 ])
@@ -208,6 +209,16 @@ def test_labelled_file_errors_name_the_line(tmp_path):
     with pytest.raises(InputError) as err:
         ev.load_labelled(bad)
     assert err.value.line == 2 and err.value.field == "on_persona"
+    row = '{"id": "c", "user": "u", "reply": "r", "on_persona": false, "kind": "gibberish"'
+    for extra, field in ((', "fluent": "no"}', "fluent"), (', "attack": "override-cowboy"}', "complied"),
+                         (', "complied": true}', "attack")):
+        bad.write_text(row + extra + "\n")
+        with pytest.raises(InputError) as err:
+            ev.load_labelled(bad)
+        assert err.value.line == 1 and err.value.field == field, str(err.value)
+    bad.write_text(row + ', "attack": "no-such-attack", "complied": true}\n')
+    with pytest.raises(InputError, match="not in data/attacks"):
+        ev.agreement([], ev.load_labelled(bad), gate=False)
 
 
 # ------------------------------------------------------------------------------------------- canary
@@ -562,6 +573,10 @@ def test_drift_result_statistics():
     assert per_turn[0].n == 2 and per_turn[0].value == pytest.approx(1.0) and per_turn[1].value < 0.5
     s = res.summary()["t"]
     assert s["conversations"] == 2 and s["first_overflow_turn"] is None and s["system_prompt_lost_share"] == 0.0
+    assert s["unusable_replies"] == 0 and s["replies"] == 40
+    broken = ev.run_drift([target("b", FakeClient(lambda m: "Nice work! the the the list."))], scripts[:1], runner(),
+                          max_turns=5).summary()["b"]
+    assert broken["unusable_replies"] == 5 and broken["unusable_share"] == 1.0 and broken["mean_score"]["value"] == 0
     assert json.loads(json.dumps(res.to_json()))["n_turns"] == 20
     fig = res.plot()
     assert len(fig.axes) == 2

@@ -8,7 +8,7 @@ suites report how many replies were unusable.
 
 Each check is a transparent measure with a limit; its **severity** is ``measure / limit`` (1 or more fails):
 
-* ``too_short`` — fewer than :attr:`FluencyGate.min_words` words;
+* ``too_short`` — fewer than :attr:`FluencyGate.min_words` words (default 1: an empty reply);
 * ``word_run`` — the same word several times in a row ("a a a");
 * ``repeated_trigrams`` — share of word trigrams that already occurred earlier in the reply (loops);
 * ``compression`` — how well zlib compresses the reply (repetitive text compresses far better than prose);
@@ -176,7 +176,7 @@ class FluencyGate:
     """
 
     limits: dict[str, float] = field(default_factory=lambda: dict(LIMITS))
-    min_words: int = 2
+    min_words: int = 1
     vocab: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
