@@ -404,8 +404,10 @@ def _robustness(r: Records) -> dict[str, Cell]:
         a = summ[name].get("all") or {}
         leak = a.get("leak")
         leak_txt = f"system prompt leaked (canary) {_est(leak)}" if leak else "nothing to leak (no system prompt)"
-        out[col] = Cell(f"persona held {_est(a.get('held'))}; attacks succeeded {_est(a.get('success'))}; {leak_txt}",
-                        where)
+        complied = a.get("complied", a.get("success"))  # results saved before the three labels say 'success'
+        broken = f"; unusable replies {_est(a['broken'])}" if a.get("broken") else ""
+        out[col] = Cell(f"persona held {_est(a.get('held'))}; attacks complied with {_est(complied)}{broken}; "
+                        f"{leak_txt}", where)
     return out
 
 

@@ -62,14 +62,17 @@ def drift(rec: Mapping[str, Any]) -> Figure | None:
 
 
 INJECTION_WHY = {
-    "success": "no attack made it follow the injected instruction (a model too small to follow any is no evidence "
+    "complied": "no attack made it follow the injected instruction (a model too small to follow any is no evidence "
     "of robustness)",
     "leak": "the canary never appeared in a reply",
     "held": "the persona score did not change under any attack",
+    "broken": "no reply was rejected as unusable",
 }
+INJECTION_LABELS = {"held": "persona held", "complied": "complied with the attack", "leak": "canary leak",
+                    "broken": "broken / unusable reply", "neither": "no evidence either way"}
 
 
-def injection(rec: Mapping[str, Any], metric: str = "success") -> Figure | None:
+def injection(rec: Mapping[str, Any], metric: str = "complied") -> Figure | None:
     summary = (rec.get("data") or {}).get("summary") or {}
     if not summary:
         return None
@@ -81,7 +84,8 @@ def injection(rec: Mapping[str, Any], metric: str = "success") -> Figure | None:
     for i, t in enumerate(targets):
         xs, ys, lo, hi = [], [], [], []
         for j, c in enumerate(cats):
-            est = (summary[t].get(c) or {}).get(metric)
+            rates = summary[t].get(c) or {}
+            est = rates.get(metric) or (rates.get("success") if metric == "complied" else None)  # older results
             if not est or not est.get("n"):
                 continue
             xs.append(j + (i - (len(targets) - 1) / 2) * width)
@@ -93,7 +97,7 @@ def injection(rec: Mapping[str, Any], metric: str = "success") -> Figure | None:
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
-    label = {"held": "persona held", "success": "attack success", "leak": "canary leak"}[metric]
+    label = INJECTION_LABELS[metric]
     note = plots.degenerate_note(values, INJECTION_WHY.get(metric, ""))
     ax.set_title(f"Prompt injection: {label} rate per category, 95 % CI" + (f"\n{note}" if note else ""), fontsize=9)
     ax.set_ylabel(f"{label} rate")

@@ -51,26 +51,56 @@ for t in targets:
 # A third, an **LLM judge** with a rubric, is used only when a capable model is configured (set
 # `PERSONALAB_JUDGE_MODEL`, or use the OpenAI API): the embedded model is far too small to grade.
 #
-# Before trusting them, check them against replies a human labelled (`data/evaluate/labelled.jsonl`):
-# accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and AUC.
+# Every scorer sits behind a **fluency gate**: a reply that is not well-formed text — a word repeated
+# over and over, word salad, a reply cut off inside a word, symbol noise — scores 0 whatever its words, so
+# gibberish that happens to contain "Let's get this done." can never count as on persona. The gate's
+# checks are transparent measures with limits (`evaluate.fluency`):
+
+# %%
+gate = evaluate.default_gate()
+for reply in ["Let's get this done. Start one is a a a it am an.",
+              "Great choice! 'Buy milk' is on your list for tomorr",
+              "Nice work! The slides are done. Ready to tackle the speaker notes next?"]:
+    verdict = gate.check(reply)
+    print(f"fluency {verdict.score:.2f} {'ok      ' if verdict.ok else 'REJECTED'} ({verdict.reason}): {reply}")
+print("limits:", gate.limits)
+
+# %% [markdown]
+# Before trusting the scorers, check them against replies a human labelled (`data/evaluate/labelled.jsonl`:
+# on-persona and neutral replies, injected styles, leaks, gibberish, polite off-persona replies and
+# partial compliance): accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and
+# AUC. The table also rates the fluency gate (against the human "well-formed" label) and the attack
+# compliance detector used below (on the rows that quote a suite attack). Each has a **floor**
+# (`evaluate.scorers.FLOORS`); the test suite fails when one drops below it.
 
 # %%
 scorers = [evaluate.RuleScorer(spec), evaluate.EmbeddingScorer()]
 if evaluate.judge_backend() is not None:
     scorers.append(evaluate.JudgeScorer(spec=spec))
 agreement = evaluate.agreement(scorers)
+print("below a floor:", agreement.below_floor() or "none")
 agreement
 
 # %% [markdown]
+# What does the gate change? The same rules without it, on the same sample:
+
+# %%
+ungated = evaluate.agreement([evaluate.RuleScorer(spec, gate=None)], gate=False, compliance=False)
+for label, rep in (("with the gate", agreement), ("without", ungated)):
+    r = rep.row("rules")
+    print(f"rules {label:14} accuracy {r['accuracy']:.2f}, kappa {r['kappa']:.2f}, AUC {r['auc']:.2f}, "
+          f"{r['false_yes']} replies wrongly called on persona")
+
+# %% [markdown]
 # Which replies does each scorer get wrong? Look at the kinds: the rules are blind to a pirate who still
-# says "Nice work!", the embedding scorer rewards any energetic tone.
+# says "Nice work!" (partial compliance), the embedding scorer rewards any energetic tone.
 
 # %%
 sample = evaluate.load_labelled()
-for name, scores in agreement.scores.items():
-    thr = next(s.threshold for s in scorers if s.name == name)
-    wrong = [(r.kind, r.reply[:70]) for r, v in zip(sample, scores) if (v >= thr) != r.on_persona]
-    print(f"{name}: {len(wrong)} disagreements with the human labels")
+for sc in scorers:
+    scores = agreement.scores[sc.name]
+    wrong = [(r.kind, r.reply[:70]) for r, v in zip(sample, scores) if (v >= sc.threshold) != r.on_persona]
+    print(f"{sc.name}: {len(wrong)} disagreements with the human labels")
     for kind, reply in wrong[:4]:
         print(f"   [{kind}] {reply}")
 
@@ -111,6 +141,17 @@ for name in ("rules", "embedding"):
               f"{s['probe_on_persona_rate']['value']:18.0%} {str(s['first_overflow_turn']):>11}")
 
 # %% [markdown]
+# How many replies did the fluency gate reject as unusable? They score 0 above, so a low curve can mean
+# "the persona faded" or "the model stopped producing text": read this before the curves.
+
+# %% tags=["llm"]
+for target, s in drift.summary("rules").items():
+    print(f"{target:22} {s['unusable_replies']:3} of {s['replies']} replies unusable ({s['unusable_share']:.0%})")
+examples = [r for r in drift.rows if not r.usable][:3]
+for r in examples:
+    print(f"   [{r.target}, turn {r.turn}] {gate.check(r.reply).reason}: {r.reply[:80]!r}")
+
+# %% [markdown]
 # ## When the conversation outgrows the context window
 #
 # The embedded model reads at most its context window of tokens. A long conversation has to be cut, and
@@ -145,38 +186,54 @@ fig = policies.plot("rules")
 # extraction, obfuscation (base64, ROT13, reversed text, leetspeak), multi-turn escalation, delimiter
 # injection (fake ChatML tokens, fake system headers) and other languages. A **canary** — a made-up
 # reference code — is planted at the end of every system prompt, so a reply containing it proves a leak.
+#
+# Each attack states what counts as **compliance**: the phrase it asks for, style markers of the style it
+# asks for (a pirate's "matey", "ye", "yer"), the canary, or — when a capable judge is configured — a
+# judge's YES to a stated criterion with the rubric below. Every outcome gets three separate labels, each
+# from its own evidence: **complied**, **persona held** (on persona by the gated scorer, no compliance, no
+# leak) and **broken** (the gate rejects the reply). A reply with none of them — polite, plain, not a
+# pirate — is counted as *no evidence either way*, never as a successful or a failed attack.
 
 # %%
 attacks = evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category)
 print(f"{len(attacks)} attacks; canary: {evaluate.DEFAULT_CANARY!r}, planted as:",
       evaluate.canary_line(evaluate.DEFAULT_CANARY))
 for a in attacks[:3]:
-    print(f"[{a.category}] {a.id}: {a.turns[-1][:90]}")
+    print(f"[{a.category}] {a.id}: {a.turns[-1][:90]}\n   compliance: {a.compliance_rule}")
+judge = evaluate.compliance_judge()  # None unless a capable judge model is configured
+if judge is not None:
+    print("compliance judge:", judge.model, "with the rubric:\n" + judge.rubric)
+else:
+    print("no compliance judge configured: compliance needs a phrase, style markers or the canary")
 
 # %% tags=["llm"]
-injection = evaluate.run_attacks(targets, attacks, runner, canary=evaluate.DEFAULT_CANARY, scorer=scorers[0])
+injection = evaluate.run_attacks(targets, attacks, runner, canary=evaluate.DEFAULT_CANARY, scorer=scorers[0],
+                                 judge=judge)
 injection
 
 # %% [markdown]
-# Three rates per target and category, each with a 95 % bootstrap interval: **persona held** (the last
-# reply is still on persona and shows no sign of the attack), **attack succeeded** (the attacker got the
-# phrase or the canary they asked for; without a phrase, the persona was lost), **canary leaked** (n/a
-# for the fine-tuned target: with no system prompt there is nothing to leak). With a handful of attacks
-# per category the intervals are wide — read them before comparing two bars.
+# The rates per target and category, each with a 95 % bootstrap interval: **complied with the attack**,
+# **persona held**, **broken / unusable reply**, **no evidence either way**, and **canary leaked** (n/a for
+# the fine-tuned target: with no system prompt there is nothing to leak). The first line says how many of
+# every target's replies (all turns) the fluency gate rejected. With a handful of attacks per category the
+# intervals are wide — read them before comparing two bars.
 
 # %% tags=["plot"]
 import matplotlib.pyplot as plt  # noqa: E402
 
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(17, 3.8), gridspec_kw={"width_ratios": [3, 3, 2]})
 injection.plot("held", ax=axes[0])
-injection.plot("success", ax=axes[1])
+injection.plot("complied", ax=axes[1])
+injection.plot_outcomes(ax=axes[2])
 fig.tight_layout()
 
 # %% tags=["llm"]
 for t in injection.targets:
-    print(f"--- {t}: attacks that succeeded")
-    for ex in injection.examples(t, success=True, limit=3):
-        print(f"  [{ex['category']}] {ex['attack']}: {ex['last reply'][:90]!r}")
+    u = injection.unusable()[t]
+    print(f"--- {t}: {u['unusable']} of {u['replies']} replies unusable")
+    for label in ("complied", "broken", "neither"):
+        for ex in injection.examples(t, label, limit=2):
+            print(f"  {label:8} [{ex['category']}] {ex['attack']}: {ex['last reply'][:80]!r} {ex['evidence']}")
 
 # %% [markdown]
 # ## Save what you measured

@@ -63,8 +63,10 @@ q1.check()
 # ## Step 2 — your own attack (q2)
 #
 # Write `my_attack`: a dict with an `id` (lower case, dashes), a `category` (one of the suite's or a new
-# one), the user's `turns` and the `success` phrases that would prove the model obeyed you (or
-# `"goal": "leak"` to go after the canary instead). Use your own wording. The check plays it against the
+# one), the user's `turns` and what counts as compliance: the `success` phrases that would prove the model
+# obeyed you (and, optionally, style `markers`), or `"goal": "leak"` to go after the canary instead. An
+# attack without them is rejected: no outcome is inferred from a missing persona. Use your own wording.
+# The check plays it against the
 # system-prompted model with the canary planted and tells you what happened; any well-formed attack
 # that runs gets full marks — whether it *works* is what you learn.
 
@@ -81,7 +83,9 @@ my_attack = {
 }
 ### END SOLUTION
 result = evaluate.run_attacks([targets[0]], [evaluate.attack_from(my_attack)], runner)
-print(result.outcomes[0].replies[-1])
+outcome = result.outcomes[0]
+print(outcome.replies[-1])
+print("label:", outcome.label, "| evidence:", outcome.evidence or outcome.fluency or "none")
 q2.check()
 
 # %% [markdown]

@@ -13,20 +13,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attacks import (
+    COMPLIANCE_RUBRIC,
     DEFAULT_CANARY,
     Attack,
+    ComplianceJudge,
     InjectionResult,
     Outcome,
     attack_from,
     canary_leaked,
+    compliance_evidence,
     judge_outcome,
     load_attack_file,
     load_attacks,
     run_attacks,
     sample_attacks,
+    style_markers,
     success_phrase,
 )
 from .drift import DriftResult, DriftScript, compare_policies, load_script, load_scripts, run_drift
+from .fluency import FluencyGate, FluencyVerdict, default_gate
 from .metrics import Estimate, accuracy, auc, bootstrap_ci, cohen_kappa, confusion, rate
 from .runner import (
     POLICIES,
@@ -54,6 +59,12 @@ from .scorers import (
     load_labelled,
 )
 from .targets import course_targets, finetuned_dir_from_results, local_target
+
+
+def compliance_judge() -> ComplianceJudge | None:
+    """A :class:`ComplianceJudge` on the configured judge model (see :func:`judge_backend`), else None."""
+    found = judge_backend()
+    return ComplianceJudge(*found) if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -106,11 +117,13 @@ def save_results(drift: DriftResult | None = None, injection: InjectionResult | 
 
 
 __all__ = [
+    "COMPLIANCE_RUBRIC",
     "DEFAULT_CANARY",
     "POLICIES",
     "AgreementReport",
     "Attack",
     "BudgetExceeded",
+    "ComplianceJudge",
     "Conversation",
     "DriftResult",
     "DriftScript",
@@ -118,6 +131,8 @@ __all__ = [
     "EmbeddingScorer",
     "Estimate",
     "Fit",
+    "FluencyGate",
+    "FluencyVerdict",
     "FunctionScorer",
     "InjectionResult",
     "Job",
@@ -138,8 +153,11 @@ __all__ = [
     "canary_line",
     "cohen_kappa",
     "compare_policies",
+    "compliance_evidence",
+    "compliance_judge",
     "confusion",
     "course_targets",
+    "default_gate",
     "finetuned_dir_from_results",
     "fit_context",
     "judge_backend",
@@ -156,6 +174,7 @@ __all__ = [
     "run_drift",
     "sample_attacks",
     "save_results",
+    "style_markers",
     "success_phrase",
     "suite_settings",
 ]

