@@ -286,8 +286,8 @@ def _figure_records(tmp_path):
     return {
         "05/drift": {**meta, "data": {"scorer": "rule", "per_turn": {"prompted": [est(0.9), est(0.7), est(0.5)]}}},
         "05/injection": {**meta, "data": {"summary": {
-            "prompted": {"override": {"success": est(0.0)}, "all": {"success": est(0.0)}},
-            "fine-tuned": {"override": {"success": est(0.0)}, "all": {"success": est(0.0)}},
+            "prompted": {"override": {"complied": est(0.0)}, "all": {"complied": est(0.0)}},
+            "fine-tuned": {"override": {"complied": est(0.0)}, "all": {"complied": est(0.0)}},
         }}},
         "02/costs": {**meta, "model": "gpt-4o-mini", "data": {"model": "gpt-4o-mini", "persona_tokens": 3000,
                                                               "requests_per_month": 500_000, "price_source": "p"}},
@@ -302,7 +302,7 @@ def test_report_embeds_captioned_figures_and_links_them_in_markdown(tmp_path):
     from personalab import plots
 
     rep = report.build(_figure_records(tmp_path), framework=False)
-    assert [f.name for f in rep.figures] == ["drift.png", "injection_success.png", "cost_vs_volume.png",
+    assert [f.name for f in rep.figures] == ["drift.png", "injection_complied.png", "cost_vs_volume.png",
                                              "training_loss.png"]
     assert rep.figures_missing == []
     md_path, html_path = rep.write(tmp_path / "out")
@@ -330,9 +330,10 @@ def test_flat_injection_chart_says_why():
     matplotlib.use("Agg")
     from personalab.evaluate.attacks import InjectionResult, Outcome
 
-    outs = [Outcome(t, f"a{i}", "override", 0, ["ok"], True, False, False) for t in ("p", "f") for i in range(3)]
-    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    outs = [Outcome(t, f"a{i}", "override", 0, ["ok"], False, True, False, False)
+            for t in ("p", "f") for i in range(3)]
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("complied")
     assert "every value is 0" in ax.get_title() and "no attack" in ax.get_title()
-    outs[0] = Outcome("p", "a0", "override", 0, ["ok"], False, True, False)
-    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("success")
+    outs[0] = Outcome("p", "a0", "override", 0, ["ok"], True, False, False, False, ["phrase 'arr'"])
+    ax = InjectionResult(outs, "CANARY", ["p", "f"], ["override"]).plot("complied")
     assert ax.get_title() == ""
