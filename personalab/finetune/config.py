@@ -203,9 +203,11 @@ def kbit_prep_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
 def unsloth_load_kwargs(cfg: FinetuneConfig, model_name: str, *, cuda: bool, dtype: Any = None) -> dict[str, Any]:
     """``unsloth.FastLanguageModel.from_pretrained(**...)``. ``dtype`` (a torch dtype) is passed as given;
     None lets Unsloth choose on a GPU. 4-bit only on a GPU: on a CPU Unsloth would switch it on by itself
-    wherever bitsandbytes happens to be installed."""
-    return {"model_name": model_name, "max_seq_length": cfg.max_seq_length, "dtype": dtype,
-            "load_in_4bit": bool(cfg.load_in_4bit and cuda), "random_state": cfg.seed}
+    wherever bitsandbytes happens to be installed. ``random_state`` only on a GPU: the CPU mode's loader does not
+    take it (the seed reaches ``get_peft_model`` on both)."""
+    kw = {"model_name": model_name, "max_seq_length": cfg.max_seq_length, "dtype": dtype,
+          "load_in_4bit": bool(cfg.load_in_4bit and cuda)}
+    return kw | {"random_state": cfg.seed} if cuda else kw
 
 
 def unsloth_peft_kwargs(cfg: FinetuneConfig, *, cuda: bool) -> dict[str, Any]:
