@@ -8,6 +8,7 @@
 ``PERSONALAB_TRAINER=peft`` (or ``backend='peft'``) trains with plain PEFT + TRL instead of Unsloth.
 """
 
+from .bench import Comparison, recorded_comparison
 from .config import (
     EMBEDDED,
     GPU_BASE_MODEL,
@@ -49,6 +50,7 @@ __all__ = [
     "LossView",
     "TrainResult",
     "api_calls",
+    "Comparison",
     "check_masking",
     "compare_labels",
     "compare_answers",
@@ -70,6 +72,7 @@ __all__ = [
     "persona_eval",
     "plot_rates",
     "prepare",
+    "recorded_comparison",
     "resolve_backend",
     "serve_finetuned",
     "train",
