@@ -21,8 +21,9 @@ import pytest
 from personalab import finetune
 from personalab.finetune import config as C
 
-pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("unsloth") is None,
-                                reason="unsloth is not installed (python3 dev.py course installs it)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(__import__("importlib").util.find_spec("unsloth") is None,
+                                 reason="unsloth is not installed (python3 dev.py course installs it)")]
 STEPS = 6
 EXAMPLES = 96
 

@@ -308,12 +308,16 @@ def installed_params() -> dict[str, Params]:
     import trl
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+    from .train import trl_class  # TRL's own classes, also after Unsloth replaced them in this process
+
+    sft_trainer = trl_class(trl.SFTTrainer)
+
     gen = _signature(transformers.GenerationMixin.generate)
     gen.names |= set(GenerationConfig().to_dict()) | {"pad_token_id"}
     return {
-        "trl.SFTConfig": _dataclass_fields(trl.SFTConfig),
-        "trl.SFTTrainer": _signature(trl.SFTTrainer.__init__),
-        "trl.SFTTrainer.compute_loss": _signature(trl.SFTTrainer.compute_loss),
+        "trl.SFTConfig": _dataclass_fields(trl_class(trl.SFTConfig)),
+        "trl.SFTTrainer": _signature(sft_trainer.__init__),
+        "trl.SFTTrainer.compute_loss": _signature(sft_trainer.compute_loss),
         "peft.LoraConfig": _dataclass_fields(peft.LoraConfig),
         "peft.get_peft_model": _signature(peft.get_peft_model),
         "peft.prepare_model_for_kbit_training": _signature(peft.prepare_model_for_kbit_training),

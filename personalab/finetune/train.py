@@ -431,6 +431,16 @@ def _drop_printer(trainer: Any) -> None:
         trainer.remove_callback(cb)
 
 
+def trl_class(cls: type) -> type:
+    """The class as TRL defines it, beneath any subclass Unsloth put in its place (importing Unsloth replaces
+    ``trl.SFTTrainer`` for the whole process): the PEFT + TRL baseline and the drift test use TRL's own."""
+    def trl_own(c: type) -> bool:  # Unsloth's replacement keeps TRL's module name but is a local class
+        return (c.__module__.split(".")[0] == "trl" and "<locals>" not in c.__qualname__
+                and not c.__name__.startswith("Unsloth") and not any(k.startswith("_unsloth") for k in vars(c)))
+
+    return next((c for c in cls.__mro__ if trl_own(c)), cls)
+
+
 def fused_head_available(cuda: bool) -> bool:
     """Whether TRL's fused LM-head loss can run here: it is a Triton kernel, so it needs a GPU and Triton."""
     if not cuda:
@@ -450,7 +460,7 @@ def plain_loss_trainer_class() -> type:
     from transformers import Trainer
     from trl import SFTTrainer
 
-    class PlainLossSFTTrainer(SFTTrainer):
+    class PlainLossSFTTrainer(trl_class(SFTTrainer)):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             inputs = {**inputs, "use_cache": False}
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
@@ -486,7 +496,7 @@ def _peft_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples:
     args = SFTConfig(**C.sft_config_kwargs(cfg, backend="peft", cuda=cuda, bf16=bf16, output_dir=out / "trainer"))
     train_ds = Dataset.from_list(examples)
     eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
-    trainer_cls = SFTTrainer if fused_head_available(cuda) else plain_loss_trainer_class()
+    trainer_cls = trl_class(SFTTrainer) if fused_head_available(cuda) else plain_loss_trainer_class()
     with _quiet_datasets():
         trainer = trainer_cls(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
     _drop_printer(trainer)
@@ -512,21 +522,24 @@ def _unsloth_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_exampl
                      ) -> tuple[Any, Any, dict[str, Any], tuple[str, str]]:
     import torch
     from datasets import Dataset
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel  # type: ignore[import-not-found]
     from unsloth.chat_templates import train_on_responses_only  # type: ignore[import-not-found]
 
     from .infer import resolve_model_path
 
-    # on a GPU dtype=None lets Unsloth choose (bf16 or fp16); on a CPU the profile's float32 unless set otherwise
-    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16)) if cfg.dtype or not cuda else None
-    model, tokenizer = FastLanguageModel.from_pretrained(**C.unsloth_load_kwargs(cfg, resolve_model_path(base),
-                                                                                 cuda=cuda, dtype=dtype))
+    # the masking is checked with the model's tokenizer before the model is loaded: bad data fails in a second
+    path = resolve_model_path(base)
+    plain_tokenizer = AutoTokenizer.from_pretrained(path)
     parts = (cfg.instruction_part, cfg.response_part)
     if None in parts:
-        parts = masking.detect_response_parts(tokenizer)
-    stats = masking.check_masking(tokenizer, examples, backend="unsloth", max_length=cfg.max_seq_length,
+        parts = masking.detect_response_parts(plain_tokenizer)
+    stats = masking.check_masking(plain_tokenizer, examples, backend="unsloth", max_length=cfg.max_seq_length,
                                   parts=parts, source=source)
+    # on a GPU dtype=None lets Unsloth choose (bf16 or fp16); on a CPU the profile's float32 unless set otherwise
+    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16)) if cfg.dtype or not cuda else None
+    model, tokenizer = FastLanguageModel.from_pretrained(**C.unsloth_load_kwargs(cfg, path, cuda=cuda, dtype=dtype))
     torch.manual_seed(cfg.seed)
     model = FastLanguageModel.get_peft_model(model, **C.unsloth_peft_kwargs(cfg, cuda=cuda))
     args = SFTConfig(**C.sft_config_kwargs(cfg, backend="unsloth", cuda=cuda, bf16=bf16, output_dir=out / "trainer"))
