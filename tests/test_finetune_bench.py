@@ -21,7 +21,7 @@ def test_missing_records_say_not_yet_measured(tmp_path):
     assert [r["backend"] for r in table.rows] == ["unsloth", "peft", "unsloth", "peft"]
     assert all(r["s/step"] == "not yet measured" for r in table.rows)
     assert table.ratio("cpu") is None and table.ratio("gpu") is None
-    assert "not yet measured" in str(table) and "<table>" in table._repr_html_()
+    assert "not yet measured" in str(table) and repr(table) == str(table) and "<table>" in table._repr_html_()
 
 
 def test_a_record_gives_rows_and_ratios(tmp_path):

@@ -22,7 +22,7 @@ COLUMNS = ("machine", "backend", "s/step", "tokens/s", "peak memory MB", "final 
 RERUN = "re-run `python benchmarks/bench_finetune_{}.py --record` on a quiet machine"
 
 
-@dataclass
+@dataclass(repr=False)
 class Comparison:
     """Rows of the recorded benchmark (one per machine and backend) and the records they came from."""
 
@@ -48,6 +48,8 @@ class Comparison:
         cells = [list(COLUMNS), *self._cells()]
         widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)

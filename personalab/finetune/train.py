@@ -84,6 +84,8 @@ def dataset_paths(*, verbose: bool = True) -> Any:
 # ------------------------------------------------------------------------------------------- unsloth
 def import_unsloth() -> Any:
     """Import Unsloth (it must come before TRL/transformers/PEFT), with an install hint when it is missing."""
+    if sys.modules.get("unsloth") is not None:
+        return sys.modules["unsloth"]  # already imported (prepare() did it first): nothing to warn about
     early = [m for m in ("trl", "transformers", "peft") if m in sys.modules]
     try:
         import unsloth  # type: ignore[import-not-found]  # noqa: F401
