@@ -1,5 +1,9 @@
 """GPU fine-tuning benchmark (not a test): Unsloth vs plain PEFT + TRL, same GPU, data, model and steps.
 
+The GPU twin of ``bench_finetune_cpu.py`` (which compares the same two trainers on a CPU); lesson 04 shows both
+records side by side (``personalab.finetune.recorded_comparison``) and marks a machine without one "not yet
+measured".
+
 Runs offline (``HF_HUB_OFFLINE=1``) on a local model folder — by default the embedded model, which this
 script builds on the spot when it is missing — and the offline lesson-03 dataset. Each backend trains in
 its own Python process, because importing Unsloth patches transformers and TRL for the whole process: the
@@ -159,7 +163,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run_worker(b.strip(), argparse.Namespace(**{**vars(args), "model": model}), Path(tmp))
                 for b in args.backends.split(",")]
-    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": torch.cuda.get_device_name(0), "model": args.model,
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": torch.cuda.get_device_name(0),
+              "hardware": f"GPU {torch.cuda.get_device_name(0)}", "model": args.model,
               "steps": args.steps, "batch": args.batch, "optim": args.optim, "marker_rate_before": before["rate"],
               "heldout": before["n"], "versions": versions(), "runs": runs}
     print(json.dumps(record, indent=1))

@@ -83,14 +83,18 @@ def run_checks(start_server: bool = False) -> list[Check]:
         checks.append(
             Check(dist, v is not None, v or "missing", "" if v else "run `python3 dev.py course` (or pip install -e .)")
         )
-    if p.cuda:
+    trainer = os.environ.get("PERSONALAB_TRAINER", "").strip().lower() or "unsloth"
+    if trainer == "peft":
+        checks.append(Check("trainer", True, "PEFT + TRL (PERSONALAB_TRAINER=peft: the fallback, not Unsloth)"))
+    else:  # the default trainer on every machine (Unsloth's CPU mode without a GPU)
         has = importlib.util.find_spec("unsloth") is not None
         checks.append(
             Check(
                 "unsloth",
                 has,
-                _version("unsloth") or "missing",
-                "" if has else "pip install -e '.[colab]' (GPU runtimes only)",
+                (_version("unsloth") or "missing") + ("" if p.cuda else " (its CPU mode: no GPU)"),
+                "" if has else "run `python3 dev.py course` (installs unsloth + unsloth-zoo with --no-deps), "
+                "or set PERSONALAB_TRAINER=peft to train with plain PEFT + TRL",
             )
         )
     if start_server and backend == "local" and checks_ok(checks, "local model"):

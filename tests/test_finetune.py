@@ -1,8 +1,9 @@
 """personalab.finetune: config, masking (and the all -100 failure), and one real LoRA run on the embedded model.
 
-The run trains the embedded model on the offline dataset (about a minute on 2 idle cores) and asserts the
-effect the course claims: without a system prompt, on held-out requests, the fine-tuned model's
-persona-marker rate exceeds the base model's by at least 0.5.
+The run trains the embedded model on the offline dataset with the plain PEFT + TRL baseline (about a minute on
+2 idle cores) and asserts the effect the course claims: without a system prompt, on held-out requests, the
+fine-tuned model's persona-marker rate exceeds the base model's by at least 0.5. The default trainer, Unsloth,
+is run by tests/test_finetune_unsloth.py.
 """
 
 from __future__ import annotations
@@ -32,16 +33,38 @@ def test_config_validates_with_field_and_fix():
             finetune.FinetuneConfig(**bad)
 
 
-def test_presets_and_backend():
+def test_presets_and_backend(monkeypatch):
     cpu, gpu = C.default_config("cpu"), C.default_config("colab-gpu", r=8)
     assert cpu.base_model == "embedded" and gpu.base_model == C.GPU_BASE_MODEL and gpu.r == 8
     assert cpu.learning_rate > gpu.learning_rate  # a tiny model needs a larger one
-    assert C.resolve_backend(cpu, cuda=False) == "peft" and C.resolve_backend(cpu, cuda=True) == "unsloth"
-    assert C.resolve_backend(cpu.replace(backend="peft"), cuda=True) == "peft"
-    with pytest.raises(InputError, match="CUDA"):
-        C.resolve_backend(cpu.replace(backend="unsloth"), cuda=False)
+    # the profile picks Unsloth's settings: float32 without 4-bit or checkpointing on CPU, QLoRA on a GPU
+    assert (cpu.dtype, cpu.load_in_4bit, cpu.gradient_checkpointing) == ("float32", False, False)
+    assert (gpu.dtype, gpu.load_in_4bit, gpu.gradient_checkpointing) == (None, True, True)
+    # Unsloth on every machine; PERSONALAB_TRAINER=peft is the fallback switch; an explicit backend wins
+    monkeypatch.delenv(C.TRAINER_ENV, raising=False)
+    assert C.resolve_backend(cpu) == C.resolve_backend(gpu) == "unsloth"
+    monkeypatch.setenv(C.TRAINER_ENV, "PEFT")
+    assert C.resolve_backend(cpu) == "peft" and C.resolve_backend(cpu.replace(backend="unsloth")) == "unsloth"
+    monkeypatch.setenv(C.TRAINER_ENV, "mlx")
+    with pytest.raises(InputError, match=C.TRAINER_ENV) as err:
+        C.resolve_backend(cpu)
+    assert "'peft'" in err.value.fix
+    assert C.resolve_backend(cpu.replace(backend="peft")) == "peft"
     with pytest.raises(InputError):
         C.default_config("tpu")
+    with pytest.raises(InputError, match="dtype"):
+        C.default_config("cpu", dtype="float8")
+
+
+def test_cpu_never_gets_4bit_or_a_silent_dtype():
+    cfg = C.FinetuneConfig()  # no preset: load_in_4bit=True, dtype=None
+    assert C.unsloth_load_kwargs(cfg, "m", cuda=False)["load_in_4bit"] is False
+    assert C.unsloth_load_kwargs(cfg, "m", cuda=True)["load_in_4bit"] is True
+    assert C.torch_dtype_name(cfg, cuda=False, bf16=True) == "float32"
+    assert C.torch_dtype_name(cfg, cuda=True, bf16=False) == "float16"
+    assert C.torch_dtype_name(cfg.replace(dtype="bfloat16"), cuda=False, bf16=False) == "bfloat16"
+    assert C.unsloth_peft_kwargs(cfg, cuda=False)["use_gradient_checkpointing"] is False
+    assert C.unsloth_peft_kwargs(cfg, cuda=True)["use_gradient_checkpointing"] == "unsloth"
 
 
 def test_sft_kwargs_per_machine():
@@ -57,6 +80,10 @@ def test_sft_kwargs_per_machine():
                                output_dir="o")["max_steps"] == -1
     names = [callee for callee, _ in C.api_calls(cfg, "unsloth", cuda=True)]
     assert "unsloth.chat_templates.train_on_responses_only" in names and "peft.LoraConfig" not in names
+    # Unsloth on a CPU: no mixed precision, no 8-bit optimizer, TRL told to stay on the CPU
+    ucpu = C.sft_config_kwargs(C.default_config("cpu"), backend="unsloth", cuda=False, bf16=True, output_dir="o")
+    assert not ucpu["bf16"] and not ucpu["fp16"] and ucpu["use_cpu"] and ucpu["optim"] == "adamw_torch"
+    assert ucpu["dataset_text_field"] == "text" and not ucpu["gradient_checkpointing"]
 
 
 # ----------------------------------------------------------------------------------------------- masking
@@ -121,6 +148,27 @@ def test_template_without_generation_markers(tok):
     assert masking.training_template(tok) is None  # has markers: used as is
 
 
+def test_compare_labels_accepts_the_replies_and_names_other_rows(tok):
+    from datasets import Dataset
+
+    from personalab.finetune.train import _render_texts
+
+    parts = masking.RESPONSE_PARTS["chatml"]
+    examples = [{"messages": CHAT}, {"messages": CHAT[:2]}]
+    rows = []
+    for ex in examples:
+        view = masking.loss_view(tok, ex, backend="unsloth", parts=parts)
+        rows.append([i if t else -100 for i, t in zip(view.ids, view.trained, strict=True)])
+    assert _render_texts(tok, examples)[0]["text"].endswith("<|im_end|>")
+    assert masking.compare_labels(Dataset.from_dict({"labels": rows}), tok, examples, parts=parts)["checked"] == 2
+    everything = [rows[0], [i for i in masking.loss_view(tok, examples[1], backend="unsloth", parts=parts).ids]]
+    with pytest.raises(InputError, match=r"1 example\(s\)") as err:  # row 2 also trains on the user's turn
+        masking.compare_labels(Dataset.from_dict({"labels": everything}), tok, examples, parts=parts, source="d.jsonl")
+    assert err.value.line == 2 and err.value.path == "d.jsonl" and "response_part" in err.value.fix
+    with pytest.raises(InputError, match="prepared 1 rows from 2"):
+        masking.compare_labels(Dataset.from_dict({"labels": rows[:1]}), tok, examples, parts=parts)
+
+
 def test_verify_labels_on_prepared_data():
     from datasets import Dataset
 
@@ -161,8 +209,10 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ft")
     train = generate("train", injection_ratio=0.1, progress=False)
     evals = generate("eval", injection_ratio=0.1, progress=False)
-    cfg = C.default_config("cpu", base_model=base, output_dir=str(out / "run"))
+    cfg = C.default_config("cpu", base_model=base, output_dir=str(out / "run"), backend="peft")
+    unsloth_before = "unsloth" in sys.modules
     result = finetune.train(cfg, train, eval_dataset=evals, progress=False)
+    result.imported_unsloth = "unsloth" in sys.modules and not unsloth_before
     return base, result
 
 
@@ -182,7 +232,7 @@ def test_fine_tuning_moves_the_persona_into_the_weights(run):
 def test_run_metrics_and_files(run):
     _, result = run
     m = result.metrics
-    assert result.backend == "peft" and "unsloth" not in sys.modules  # never imported on the CPU path
+    assert result.backend == "peft" and not result.imported_unsloth  # the baseline never imports Unsloth
     assert m["steps"] == result.config["max_steps"] == len(result.losses)
     assert all(math.isfinite(x) for x in result.losses) and m["final_loss"] < 0.75 * result.losses[0]
     assert result.eval["loss_after"] < result.eval["loss_before"]
@@ -223,16 +273,15 @@ def test_merged_model_is_served_through_the_openai_client(run, local_server):
     assert reply.choices[0].message.content.strip()
 
 
-# ----------------------------------------------------------------------------------------------- GPU path pieces
-def test_unsloth_missing_is_an_install_hint():
-    import importlib.util
-
-    if importlib.util.find_spec("unsloth") is not None:
-        pytest.skip("unsloth is installed here")
+# ----------------------------------------------------------------------------------------------- Unsloth pieces
+def test_unsloth_missing_is_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "unsloth", None)  # as if not installed: `import unsloth` raises ImportError
+    monkeypatch.delenv(C.TRAINER_ENV, raising=False)
     with pytest.raises(InputError, match="Unsloth is not installed") as err:
-        finetune.import_unsloth()
-    assert "personalab[colab]" in err.value.fix
-    assert finetune.prepare(C.default_config("cpu")) == "peft"  # no GPU: nothing imported
+        finetune.prepare(C.default_config("cpu"))
+    assert "--no-deps" in err.value.fix and f"{C.TRAINER_ENV}=peft" in err.value.fix
+    monkeypatch.setenv(C.TRAINER_ENV, "peft")
+    assert finetune.prepare(C.default_config("cpu")) == "peft"  # the fallback imports nothing
 
 
 def test_unsloth_texts_end_on_the_eos_token(tok):

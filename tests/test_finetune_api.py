@@ -1,9 +1,12 @@
 """API drift: what the course passes to Unsloth, TRL, PEFT and transformers is accepted by the pinned versions.
 
 Offline and without a GPU: TRL/PEFT/transformers are inspected as installed (the pinned stack); Unsloth is
-never imported — its pinned wheel (from /tmp/wheels, the cache, or `pip download --no-deps`) is parsed with
-``ast``. The keyword arguments come from ``personalab.finetune.config.api_calls``, the same builders the
-training code calls, and a scan of the sources makes sure no call bypasses them.
+never imported here (importing it patches transformers and TRL for the whole process) — the source of the
+unsloth and unsloth-zoo versions constraints.txt pins (installed, else their wheels from /tmp/wheels, the cache or
+`pip download --no-deps`) is parsed with ``ast``: the GPU definitions and those of Unsloth's CPU mode, which is
+what trains on a machine without a GPU (tests/test_finetune_unsloth.py runs it). The keyword arguments come from
+``personalab.finetune.config.api_calls``, the same builders the training code calls, and a scan of the sources
+makes sure no call bypasses them.
 """
 
 from __future__ import annotations
@@ -18,80 +21,92 @@ from personalab.finetune import config as C
 from personalab.finetune import drift
 from personalab.finetune.config import FinetuneConfig, api_calls
 
-CASES = [("peft", False), ("peft", True), ("unsloth", True)]
-#: Requirements of the pinned Unsloth that constraints.txt cannot meet yet, with the reason.
-KNOWN_CONSTRAINT_CONFLICTS = {
-    "certifi": "unsloth/unsloth-zoo 2026.10.9 require certifi>=2026.10.19, newer than any release on the "
-    "package index this project uses (2026.10.18); Colab's pip resolves it from PyPI",
-}
+#: (backend, cuda): ("unsloth", False) is what lesson 04 and CI run; ("unsloth", True) is Colab's path.
+CASES = [("peft", False), ("peft", True), ("unsloth", False), ("unsloth", True)]
 
 
 @pytest.fixture(scope="module")
 def pins():
-    return drift.pyproject_pins()
+    return drift.constraint_pins()
 
 
 @pytest.fixture(scope="module")
-def wheels(pins):
-    uw = drift.find_wheel("unsloth", pins["colab"]["unsloth"])
-    zw = drift.find_wheel("unsloth_zoo", pins["colab"]["unsloth-zoo"])
-    if uw is None or zw is None:
-        pytest.skip("the pinned Unsloth wheels are neither cached nor downloadable (no package index?)")
-    return uw, zw
+def packages():
+    pkgs = drift.unsloth_packages()
+    if pkgs is None:
+        pytest.skip("the pinned Unsloth is neither installed nor its wheels cached or downloadable")
+    return pkgs
 
 
 @pytest.fixture(scope="module")
-def accepted(wheels):
-    return drift.installed_params() | drift.unsloth_params(*wheels)
+def accepted(packages):
+    """Accepted keywords per machine: {cuda: {callee: Params}}."""
+    return {cuda: drift.installed_params() | drift.unsloth_params(*packages, cuda=cuda) for cuda in (False, True)}
 
 
 def test_stack_is_the_pinned_one(pins):
     from importlib.metadata import version
 
-    for name in ("transformers", "trl", "peft", "datasets", "torch"):
-        assert version(name).split("+")[0] == pins["dependencies"][name], f"installed {name} is not the pinned one"
+    for name in ("transformers", "trl", "peft", "datasets", "torch", "unsloth", "unsloth-zoo"):
+        assert version(name).split("+")[0] == pins[name], f"installed {name} is not the one constraints.txt pins"
 
 
-def test_colab_pins_satisfy_unsloths_requirements(wheels, pins):
-    both = pins["dependencies"] | pins["colab"]
-    for must in ("transformers", "trl", "datasets", "peft", "torch"):
-        assert must in both
-    problems = [p for w in wheels for p in drift.unmet_requirements(w, both)]
+def test_unsloth_is_read_from_what_runs(packages, pins):
+    unsloth, zoo = packages
+    assert (unsloth.version, zoo.version) == (pins["unsloth"], pins["unsloth-zoo"])
+    assert unsloth.origin == zoo.origin == "installed"  # the copy lesson 04 imports, not a downloaded wheel
+    assert drift.CPU_LOADER in zoo.texts  # Unsloth's CPU mode ships with the pinned unsloth-zoo
+
+
+def test_constraints_satisfy_unsloths_requirements(packages, pins):
+    for must in ("transformers", "trl", "datasets", "peft", "torch", "certifi"):
+        assert must in pins
+    problems = [p for pkg in packages for p in drift.unmet_requirements(pkg, pins)]
     assert problems == [], "\n".join(problems)
 
 
-def test_constraints_satisfy_unsloths_requirements(wheels):
-    problems = [p for w in wheels for p in drift.unmet_requirements(w, drift.constraint_pins())]
-    unknown = [p for p in problems if not any(f"needs {name}" in p for name in KNOWN_CONSTRAINT_CONFLICTS)]
-    assert unknown == [], "\n".join(unknown)
-    for name, why in KNOWN_CONSTRAINT_CONFLICTS.items():  # remove an entry once it no longer conflicts
-        assert any(f"needs {name}" in p for p in problems), f"{name} no longer conflicts: drop it ({why})"
+def test_unmet_requirements_are_found(packages):
+    unsloth, _ = packages
+    old = dict(drift.constraint_pins(), certifi="2026.10.18")  # the release before the floor Unsloth sets
+    assert any("needs certifi" in p for p in drift.unmet_requirements(unsloth, old))
 
 
 @pytest.mark.parametrize("backend,cuda", CASES)
 def test_every_keyword_is_accepted(accepted, backend, cuda):
     for cfg in (FinetuneConfig(), C.default_config("cpu"), C.default_config("gpu", gradient_checkpointing=False)):
         calls = [(callee, list(kw)) for callee, kw in api_calls(cfg, backend, cuda=cuda, bf16=False)]
-        assert drift.check_calls(calls, accepted) == []
+        assert drift.check_calls(calls, accepted[cuda]) == []
+
+
+def test_cpu_calls_are_checked_against_unsloths_cpu_mode(accepted):
+    cpu, gpu = accepted[False], accepted[True]
+    for callee in ("unsloth.FastLanguageModel.from_pretrained", "unsloth.FastLanguageModel.get_peft_model",
+                   "unsloth.save_pretrained_merged"):
+        assert cpu[callee].where.startswith(drift.CPU_LOADER) and not gpu[callee].where.startswith(drift.CPU_LOADER)
+    # the GPU loader takes random_state, the CPU mode's does not: the CPU call must not send it
+    kw = dict(api_calls(C.default_config("cpu"), "unsloth", cuda=False))["unsloth.FastLanguageModel.from_pretrained"]
+    assert "random_state" not in kw and kw["load_in_4bit"] is False
+    assert drift.check_calls([("unsloth.FastLanguageModel.from_pretrained", ["random_state"])], cpu) != []
 
 
 def test_the_checker_catches_drift(accepted):
     # TRL renamed max_seq_length to max_length; Unsloth never had load_in_3bit
     problems = drift.check_calls([("trl.SFTConfig", ["max_seq_length"]),
                                   ("unsloth.FastLanguageModel.from_pretrained", ["load_in_3bit", "model_name"]),
-                                  ("nobody.Knows", ["x"])], accepted)
+                                  ("nobody.Knows", ["x"])], accepted[True])
     assert len(problems) == 3
     assert "max_seq_length" in problems[0] and "load_in_3bit" in problems[1] and "model_name" not in problems[1]
 
 
 def test_unsloth_signatures_come_from_the_real_definitions(accepted):
-    assert accepted["unsloth.FastLanguageModel.from_pretrained"].where.startswith("unsloth/models/loader.py")
+    gpu = accepted[True]
+    assert gpu["unsloth.FastLanguageModel.from_pretrained"].where.startswith("unsloth/models/loader.py")
     # FastLanguageModel.get_peft_model(*args, **kwargs) wraps FastLlamaModel.get_peft_model: the checker follows it
-    assert accepted["unsloth.FastLanguageModel.get_peft_model"].where.startswith("unsloth/models/llama.py")
-    assert {"instruction_part", "response_part"} <= accepted["unsloth.chat_templates.train_on_responses_only"].names
+    assert gpu["unsloth.FastLanguageModel.get_peft_model"].where.startswith("unsloth/models/llama.py")
+    assert {"instruction_part", "response_part"} <= gpu["unsloth.chat_templates.train_on_responses_only"].names
 
 
-def test_values_are_accepted_too(wheels):
+def test_values_are_accepted_too(packages):
     import peft
     import transformers
     import trl
@@ -100,14 +115,17 @@ def test_values_are_accepted_too(wheels):
     trl.SFTConfig(**C.sft_config_kwargs(cfg, backend="peft", cuda=False, bf16=False, output_dir="/tmp/x"))
     peft.LoraConfig(**C.lora_config_kwargs(cfg))
     transformers.BitsAndBytesConfig(**C.bnb_kwargs())
-    assert C.unsloth_merge_kwargs()["save_method"] in drift.unsloth_save_methods(wheels[0])
+    for cuda in (False, True):
+        assert C.unsloth_merge_kwargs()["save_method"] in drift.unsloth_save_methods(*packages, cuda=cuda)
     assert C.resolve_optim(cfg, "unsloth", True) in {o.value for o in transformers.training_args.OptimizerNames}
 
 
 def test_plain_loss_override_matches_trl():
     import trl
 
-    params = list(inspect.signature(trl.SFTTrainer.compute_loss).parameters)
+    from personalab.finetune.train import trl_class
+
+    params = list(inspect.signature(trl_class(trl.SFTTrainer).compute_loss).parameters)
     assert params == ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]
 
 
@@ -121,6 +139,7 @@ def _called(expr: str) -> str:
 
 
 def test_package_calls_go_through_the_builders(accepted):
+    accepted = accepted[True]
     """Every watched call in personalab/finetune passes its keywords from a builder (or literal, checked)."""
     strict = set(C.BUILDERS) | {"peft.get_peft_model"}
     problems, seen = [], set()
@@ -139,6 +158,7 @@ def test_package_calls_go_through_the_builders(accepted):
 
 
 def test_notebook_calls_are_accepted(accepted):
+    accepted = accepted[False]  # the notebooks run in CI on a CPU
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
     sources = drift.notebook_sources()
     assert len(sources) >= 2, "lesson and solution 04 sources not found"
@@ -154,8 +174,9 @@ def test_notebook_calls_are_accepted(accepted):
     assert problems == []
 
 
-def test_pins_read_the_same_without_tomllib(monkeypatch, pins):
+def test_pins_read_the_same_without_tomllib(monkeypatch):
     import sys
 
+    pins = drift.pyproject_pins()
     monkeypatch.setitem(sys.modules, "tomllib", None)  # Python 3.10 has no tomllib
     assert drift.pyproject_pins() == {k: v for k, v in pins.items() if k in ("dependencies", "colab", "dev")}

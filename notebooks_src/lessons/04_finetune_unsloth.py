@@ -10,23 +10,28 @@
 # `r` of 8 to 64 that is a tiny share of the parameters, the optimizer's memory shrinks with it, and the
 # result is a small **adapter** file next to an untouched base model.
 #
-# The same call trains on two kinds of machine:
+# The trainer is **Unsloth** on every machine — the same calls as in Unsloth's Colab notebooks
+# (`FastLanguageModel.from_pretrained`, `get_peft_model`, `train_on_responses_only`, `save_pretrained_merged`).
+# The profile only changes the settings:
 #
 # | | on a GPU (Colab T4 and up) | on a CPU (laptop, CI) |
 # | --- | --- | --- |
-# | library | **Unsloth**: fast kernels, base model loaded in 4 bit (QLoRA) | **PEFT + TRL**: plain PyTorch |
+# | Unsloth runs | its GPU kernels (Triton), base model loaded in 4 bit (QLoRA), its gradient checkpointing | its CPU mode: transformers + PEFT + TRL under Unsloth's API, float32, no 4-bit, no checkpointing |
 # | base model | Qwen2.5-0.5B-Instruct | the course's tiny embedded model (lesson 00 shows its size) |
-# | loss on responses only | Unsloth's `train_on_responses_only` | TRL's `assistant_only_loss` |
+# | loss on responses only | Unsloth's `train_on_responses_only` | the same |
 #
-# The numbers below — time, memory, loss, persona rate — are measured on whatever machine runs this notebook.
+# Plain PEFT + TRL — what Unsloth's CPU mode builds on — is the baseline the course benchmarks Unsloth against
+# (section 8), and the fallback if Unsloth cannot be installed: set `PERSONALAB_TRAINER=peft` before starting
+# the notebook; nothing else changes. The numbers below — time, memory, loss, persona rate — are measured on
+# whatever machine runs this notebook.
 
 # %%
 from personalab import finetune, persona, results
 
 config = finetune.default_config()
-backend = finetune.prepare(config)  # on a GPU this imports Unsloth now: it must come before TRL and PEFT
+backend = finetune.prepare(config)  # imports Unsloth now (it patches TRL and transformers: it must come first)
 spec = persona.taskmaster()
-print("backend:", backend, "| base model:", config.base_model)
+print("trainer:", backend, "| base model:", config.base_model)
 print(config)
 
 # %% [markdown]
@@ -47,9 +52,11 @@ for m in train_examples[0]["messages"]:
 # ## 2. Which tokens carry the loss?
 #
 # The model should learn to *write TaskMaster's replies*, not to predict the user's messages. So the loss is
-# computed only on the assistant's tokens; every other label is set to -100, which the loss ignores. On the
-# CPU path, the chat template marks assistant text with `{% generation %}` tags and TRL builds the mask from
-# them; on the GPU path, Unsloth masks everything outside the text after `<|im_start|>assistant`.
+# computed only on the assistant's tokens; every other label is set to -100, which the loss ignores. Unsloth's
+# `train_on_responses_only` trains on the text after each `<|im_start|>assistant\n` up to the next
+# `<|im_start|>user\n` and masks everything else; `train()` compares the labels it builds with the course's own
+# view below, row by row. (The PEFT + TRL baseline gets the same mask from the chat template's
+# `{% generation %}` tags.)
 #
 # Below, the tokens that carry loss are highlighted (the ones inside ⟦ ⟧ in plain text). Note that the
 # end-of-turn token belongs to the reply: the model must learn when to stop.
@@ -171,5 +178,38 @@ print("saved", saved)
 print("adapter:", result.adapter_dir, "\nmerged model:", result.merged_dir)
 
 # %% [markdown]
+# ## 8. What Unsloth buys — on a CPU and on a GPU
+#
+# Unsloth exists for GPUs: hand-written Triton kernels for attention, RoPE, the MLP and the cross-entropy, 4-bit
+# base weights (QLoRA) and its own gradient checkpointing let a free Colab T4 fine-tune models that would not fit
+# or would take far longer with plain PEFT + TRL. None of that runs on a CPU: there Unsloth's CPU mode is a thin
+# layer over the same transformers + PEFT + TRL code, so on a CPU it buys **little** — the same API as on
+# Colab, the response-only masking and the merged save, at about the speed of the baseline. The course's
+# benchmark (`benchmarks/bench_finetune_cpu.py`) trains both side by side — same data, steps, seed and threads,
+# each in its own process — and records the numbers with the machine they were measured on. A machine with
+# no record yet says so instead of showing a number.
+
+# %%
+from IPython.display import display
+
+bench = finetune.recorded_comparison()
+display(bench)
+for kind in ("cpu", "gpu"):
+    speed, memory = bench.ratio(kind), bench.ratio(kind, "peak_memory_mb")
+    if speed is None:
+        print(f"{kind.upper()}: Unsloth vs PEFT + TRL not yet measured")
+        continue
+    u, p = bench.run(kind, "unsloth"), bench.run(kind, "peft")
+    print(f"{kind.upper()} ({bench.records[kind].get('hardware') or bench.records[kind].get('gpu')}): PEFT + TRL "
+          f"takes {speed:.2f}x Unsloth's time per step and {memory:.2f}x its peak memory; final loss "
+          f"{u['metrics']['final_loss']:.3f} (Unsloth) vs {p['metrics']['final_loss']:.3f} (PEFT + TRL)")
+print(f"this notebook's own run ({m['device']}, {result.backend}): {m['time_per_step_s']:.3f} s/step, "
+      f"{m['peak_memory_mb']:.0f} MB peak")
+
+# %% [markdown]
+# What to look for: on a CPU, a time-per-step ratio near 1 means Unsloth bought no speed there; the final loss
+# and marker rate show whether both learned the same; peak memory is the whole process, libraries included. On
+# a GPU the ratio is the reason Unsloth exists; until a GPU run is recorded, its rows say "not yet measured".
+#
 # **Next:** exercise 04 — choose the LoRA hyperparameters yourself. Lesson 05 measures drift and injection on
 # the system-prompted base model, the fine-tuned model, and both together.

@@ -14,10 +14,10 @@ from personalab import finetune
 from personalab.checks.ex04 import EXERCISE, LR_RANGES, MAX_EXAMPLES_SEEN
 
 q1, q2, q3 = EXERCISE.questions
-backend = finetune.prepare()  # imports Unsloth first on a GPU
+backend = finetune.prepare()  # imports Unsloth first (the trainer on every machine; PERSONALAB_TRAINER=peft: PEFT + TRL)
 paths = finetune.dataset_paths()
 OUTPUT_DIR = str(finetune.default_output_dir("exercise04"))  # your run, apart from lesson 04's
-print("backend:", backend)
+print("trainer:", backend)
 print("the preset for this machine:", finetune.default_config())
 
 # %% [markdown]

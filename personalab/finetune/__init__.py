@@ -1,11 +1,14 @@
-"""LoRA fine-tuning of a persona into the weights: Unsloth on a CUDA GPU, PEFT + TRL on CPU, one API.
+"""LoRA fine-tuning of a persona into the weights with Unsloth, on a GPU or a CPU; plain PEFT + TRL as the baseline.
 
-    cfg = finetune.default_config()            # preset for this machine (embedded model on CPU)
+    cfg = finetune.default_config()            # preset for this machine (embedded model, float32 on CPU)
     result = finetune.train(cfg, "train.jsonl") # progress bar + loss; adapter, merged model, metrics.json
     before = finetune.persona_eval("embedded")  # persona-marker rate on held-out requests, no system prompt
     after = finetune.persona_eval(*result.load())
+
+``PERSONALAB_TRAINER=peft`` (or ``backend='peft'``) trains with plain PEFT + TRL instead of Unsloth.
 """
 
+from .bench import Comparison, recorded_comparison
 from .config import (
     EMBEDDED,
     GPU_BASE_MODEL,
@@ -26,7 +29,15 @@ from .infer import (
     persona_eval,
     plot_rates,
 )
-from .masking import LossView, check_masking, detect_response_parts, loss_view, training_template, verify_labels
+from .masking import (
+    LossView,
+    check_masking,
+    compare_labels,
+    detect_response_parts,
+    loss_view,
+    training_template,
+    verify_labels,
+)
 from .result import TrainResult, finetuned_model_dir, load_result, serve_finetuned
 from .train import dataset_paths, import_unsloth, load_examples, merge, merge_adapter, prepare, train
 
@@ -39,7 +50,9 @@ __all__ = [
     "LossView",
     "TrainResult",
     "api_calls",
+    "Comparison",
     "check_masking",
+    "compare_labels",
     "compare_answers",
     "dataset_paths",
     "default_config",
@@ -59,6 +72,7 @@ __all__ = [
     "persona_eval",
     "plot_rates",
     "prepare",
+    "recorded_comparison",
     "resolve_backend",
     "serve_finetuned",
     "train",

@@ -8,6 +8,7 @@ the training code sends: :func:`api_calls` lists them per backend.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,10 @@ from .. import config as pl_config
 from ..errors import InputError
 
 BACKENDS = ("auto", "unsloth", "peft")
+#: Environment variable that picks the trainer when ``FinetuneConfig.backend`` is "auto": the documented fallback
+#: switch ``PERSONALAB_TRAINER=peft`` trains with plain PEFT + TRL (the benchmark's baseline) instead of Unsloth.
+TRAINER_ENV = "PERSONALAB_TRAINER"
+DTYPES = ("float32", "bfloat16", "float16")
 #: ``base_model`` value for the course's embedded model (built on first use).
 EMBEDDED = "embedded"
 #: Base model on a GPU (Colab): a small instruct model Unsloth supports.
@@ -28,7 +33,8 @@ FIX_FIELDS = "see `help(personalab.finetune.FinetuneConfig)` for every field and
 
 @dataclass
 class FinetuneConfig:
-    """One LoRA fine-tuning run. The same settings drive Unsloth on a GPU and PEFT + TRL on a CPU.
+    """One LoRA fine-tuning run. The same settings drive Unsloth (the default trainer, on a GPU or a CPU) and the
+    plain PEFT + TRL baseline.
 
     ``r`` is the LoRA rank (size of the update matrices), ``lora_alpha`` scales the update (the effective
     scale is ``lora_alpha / r``), ``max_steps`` (or ``num_epochs`` when ``max_steps`` is None) sets the
@@ -51,9 +57,13 @@ class FinetuneConfig:
     warmup_steps: int = 5
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
-    #: "auto": Unsloth when CUDA is available, else PEFT + TRL. "peft" on a GPU is the plain baseline.
+    #: "auto": Unsloth on every machine, unless the environment sets PERSONALAB_TRAINER=peft (the fallback).
+    #: "peft" is the plain PEFT + TRL baseline the benchmarks compare Unsloth with.
     backend: str = "auto"
-    #: GPU only: load the base model in 4 bit (QLoRA) and use gradient checkpointing.
+    #: Weight dtype for training: None lets the library choose on a GPU (bf16 where supported, else fp16) and
+    #: means float32 on a CPU (Unsloth's own choice there is bf16 on CPUs with AVX512-BF16, slower on ours).
+    dtype: str | None = None
+    #: GPU only (ignored on a CPU): load the base model in 4 bit (QLoRA) and use gradient checkpointing.
     load_in_4bit: bool = True
     gradient_checkpointing: bool = True
     #: None: "adamw_8bit" with Unsloth, "adamw_torch" otherwise.
@@ -81,6 +91,7 @@ class FinetuneConfig:
             (self.max_seq_length >= 16, "max_seq_length", "at least 16 tokens"),
             (bool(self.target_modules), "target_modules", "at least one module name, e.g. ['q_proj', 'v_proj']"),
             (self.backend in BACKENDS, "backend", "one of " + ", ".join(BACKENDS)),
+            (self.dtype is None or self.dtype in DTYPES, "dtype", "None or one of " + ", ".join(DTYPES)),
             (self.threads is None or self.threads >= 1, "threads", "None or a whole number >= 1"),
         ]
         for ok, name, want in checks:
@@ -106,11 +117,16 @@ def default_output_dir(name: str = "finetune") -> Path:
 
 
 #: Settings that fit each profile: the embedded model needs a much larger learning rate than a 0.5B model.
+#: The trainer is Unsloth in both; the profile chooses its dtype, 4-bit loading and gradient checkpointing. On a
+#: CPU: float32 weights (measured faster than bf16 here, and never a silent switch), no 4-bit (bitsandbytes'
+#: 4-bit needs a GPU) and no checkpointing (the embedded model is far from any memory limit).
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"base_model": EMBEDDED, "r": 16, "lora_alpha": 32, "learning_rate": 3e-3, "max_steps": 80,
-            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512},
+            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512,
+            "dtype": "float32", "load_in_4bit": False, "gradient_checkpointing": False},
     "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4, "max_steps": 60,
-            "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024},
+            "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024,
+            "dtype": None, "load_in_4bit": True, "gradient_checkpointing": True},
 }
 
 
@@ -124,15 +140,25 @@ def default_config(profile: str | None = None, **changes: Any) -> FinetuneConfig
     return FinetuneConfig(**{**PRESETS[profile], **changes})
 
 
-def resolve_backend(cfg: FinetuneConfig, cuda: bool | None = None) -> str:
-    """'unsloth' or 'peft' for this config on this machine (Unsloth needs CUDA)."""
-    cuda = pl_config.cuda_available() if cuda is None else cuda
-    if cfg.backend == "unsloth" and not cuda:
-        raise InputError("backend 'unsloth' needs a CUDA GPU and none is available", field="backend",
-                         fix="use backend='auto' (PEFT + TRL on this machine) or run on a GPU runtime")
-    if cfg.backend == "auto":
-        return "unsloth" if cuda else "peft"
-    return cfg.backend
+def resolve_backend(cfg: FinetuneConfig) -> str:
+    """'unsloth' or 'peft' for this config: the config's own choice, else ``PERSONALAB_TRAINER``, else Unsloth
+    (on a GPU and, since Unsloth 2026.10.9, on a CPU: the same code path everywhere)."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    chosen = os.environ.get(TRAINER_ENV, "").strip().lower()
+    if chosen and chosen not in BACKENDS[1:]:
+        raise InputError(f"{TRAINER_ENV}={chosen!r} is not a trainer", field=TRAINER_ENV,
+                         fix=f"set {TRAINER_ENV} to 'unsloth' (the default) or 'peft' (plain PEFT + TRL), or unset it")
+    return chosen or "unsloth"
+
+
+def torch_dtype_name(cfg: FinetuneConfig, *, cuda: bool, bf16: bool) -> str:
+    """The weight dtype a run trains in: ``cfg.dtype``, else bf16/fp16 on a GPU (by support) and float32 on a CPU."""
+    if cfg.dtype:
+        return cfg.dtype
+    if cuda:
+        return "bfloat16" if bf16 else "float16"
+    return "float32"
 
 
 def resolve_optim(cfg: FinetuneConfig, backend: str, cuda: bool) -> str:
@@ -153,7 +179,7 @@ def lora_config_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
 
 def hf_model_kwargs(cfg: FinetuneConfig, *, cuda: bool, quantize: bool, dtype: Any = None) -> dict[str, Any]:
     """``transformers.AutoModelForCausalLM.from_pretrained(path, **...)`` (base model for PEFT + TRL)."""
-    kw: dict[str, Any] = {"dtype": dtype if dtype is not None else ("auto" if cuda else "float32")}
+    kw: dict[str, Any] = {"dtype": dtype if dtype is not None else (cfg.dtype or ("auto" if cuda else "float32"))}
     if cuda:
         kw["device_map"] = {"": 0}
     if quantize:
@@ -174,17 +200,21 @@ def kbit_prep_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
     return {"use_gradient_checkpointing": cfg.gradient_checkpointing}
 
 
-def unsloth_load_kwargs(cfg: FinetuneConfig, model_name: str) -> dict[str, Any]:
-    """``unsloth.FastLanguageModel.from_pretrained(**...)``."""
-    return {"model_name": model_name, "max_seq_length": cfg.max_seq_length, "dtype": None,
-            "load_in_4bit": cfg.load_in_4bit, "random_state": cfg.seed}
+def unsloth_load_kwargs(cfg: FinetuneConfig, model_name: str, *, cuda: bool, dtype: Any = None) -> dict[str, Any]:
+    """``unsloth.FastLanguageModel.from_pretrained(**...)``. ``dtype`` (a torch dtype) is passed as given;
+    None lets Unsloth choose on a GPU. 4-bit only on a GPU: on a CPU Unsloth would switch it on by itself
+    wherever bitsandbytes happens to be installed. ``random_state`` only on a GPU: the CPU mode's loader does not
+    take it (the seed reaches ``get_peft_model`` on both)."""
+    kw = {"model_name": model_name, "max_seq_length": cfg.max_seq_length, "dtype": dtype,
+          "load_in_4bit": bool(cfg.load_in_4bit and cuda)}
+    return kw | {"random_state": cfg.seed} if cuda else kw
 
 
-def unsloth_peft_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
+def unsloth_peft_kwargs(cfg: FinetuneConfig, *, cuda: bool) -> dict[str, Any]:
     """``unsloth.FastLanguageModel.get_peft_model(model, **...)``."""
     return {"r": cfg.r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
             "target_modules": list(cfg.target_modules), "bias": "none",
-            "use_gradient_checkpointing": "unsloth" if cfg.gradient_checkpointing else False,
+            "use_gradient_checkpointing": "unsloth" if cfg.gradient_checkpointing and cuda else False,
             "random_state": cfg.seed, "max_seq_length": cfg.max_seq_length}
 
 
@@ -194,7 +224,10 @@ def responses_only_kwargs(instruction_part: str, response_part: str) -> dict[str
 
 
 def unsloth_merge_kwargs() -> dict[str, Any]:
-    """``model.save_pretrained_merged(dir, tokenizer, **...)`` (Unsloth): 16-bit weights a server can load."""
+    """``model.save_pretrained_merged(dir, tokenizer, **...)`` (Unsloth): 16-bit weights a server can load.
+
+    On a CPU too: Unsloth's CPU mode writes bf16 (fp16 where the CPU lacks bf16) even after float32 training, the
+    same "merged_16bit" checkpoint as on a GPU; the run records the dtype it wrote (``metrics["merged_dtype"]``)."""
     return {"save_method": "merged_16bit"}
 
 
@@ -274,8 +307,8 @@ def api_calls(cfg: FinetuneConfig, backend: str, *, cuda: bool, bf16: bool = Tru
     ]
     if backend == "unsloth":
         out += [
-            ("unsloth.FastLanguageModel.from_pretrained", unsloth_load_kwargs(cfg, "model")),
-            ("unsloth.FastLanguageModel.get_peft_model", unsloth_peft_kwargs(cfg)),
+            ("unsloth.FastLanguageModel.from_pretrained", unsloth_load_kwargs(cfg, "model", cuda=cuda)),
+            ("unsloth.FastLanguageModel.get_peft_model", unsloth_peft_kwargs(cfg, cuda=cuda)),
             ("unsloth.chat_templates.train_on_responses_only", responses_only_kwargs("a", "b")),
             ("unsloth.save_pretrained_merged", unsloth_merge_kwargs()),
         ]

@@ -2,8 +2,10 @@
 
 Colab images and new releases rename keyword arguments; a course that passes a stale one breaks at the
 first training cell. These helpers read the accepted parameter names of every callee **without importing
-Unsloth** (its wheel's source is parsed with :mod:`ast`, since importing it needs a GPU) and compare them
-with :func:`personalab.finetune.config.api_calls`, the single list of what the training code passes.
+Unsloth** (importing it patches transformers and TRL for the whole process): the source of the pinned Unsloth
+and unsloth-zoo, installed or from their wheels, is parsed with :mod:`ast`, both the GPU callees and the CPU
+mode's (``unsloth_zoo/cpu/loader.py``, what trains on a machine without a GPU), and compared with
+:func:`personalab.finetune.config.api_calls`, the single list of what the training code passes.
 ``tests/test_finetune_api.py`` runs them; ``python -m personalab.finetune.drift`` prints a report.
 """
 
@@ -94,30 +96,72 @@ def find_wheel(name: str, version: str, *, download: bool = True) -> Path | None
     return hits[0] if r.returncode == 0 and hits else None
 
 
-def wheel_requirements(wheel: Path) -> list[Any]:
-    """The wheel's ``Requires-Dist`` entries as ``packaging`` Requirements."""
+@dataclass
+class Package:
+    """One pinned package's Python source and ``Requires-Dist`` entries, from its wheel or its installed files."""
+
+    name: str
+    version: str
+    origin: str  # the wheel's path, or "installed"
+    texts: dict[str, str]
+    requires: list[str]
+
+    @classmethod
+    def from_wheel(cls, wheel: Path) -> Package:
+        texts, meta = {}, ""
+        with zipfile.ZipFile(wheel) as z:
+            for n in z.namelist():
+                if n.endswith(".py") and "/tests/" not in n:
+                    texts[n] = z.read(n).decode("utf-8", "replace")
+                elif n.endswith(".dist-info/METADATA"):
+                    meta = z.read(n).decode("utf-8")
+        name, version = wheel.name.split("-")[:2]
+        requires = [ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Requires-Dist:")]
+        return cls(name, version, str(wheel), texts, requires)
+
+    @classmethod
+    def installed(cls, name: str, version: str) -> Package | None:
+        """The installed distribution ``name==version`` (read, never imported); None when absent or another version."""
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            return None
+        if dist.version != version:
+            return None
+        texts = {}
+        for f in dist.files or []:
+            if f.suffix == ".py" and "/tests/" not in f.as_posix() and not f.as_posix().startswith(".."):
+                path = Path(str(dist.locate_file(f)))
+                if path.is_file():
+                    texts[f.as_posix()] = path.read_text(encoding="utf-8", errors="replace")
+        return cls(name, version, "installed", texts, list(dist.requires or []))
+
+
+def pinned_package(name: str, version: str, *, download: bool = True) -> Package | None:
+    """The pinned package's source: the installed copy when it is that version, else its wheel."""
+    pkg = Package.installed(name, version)
+    if pkg is not None:
+        return pkg
+    wheel = find_wheel(name, version, download=download)
+    return Package.from_wheel(wheel) if wheel else None
+
+
+def unmet_requirements(pkg: Package, pins: dict[str, str], *, python: str = "3.12") -> list[str]:
+    """Requirements of ``pkg`` (for Linux x86_64, no extras) that the exact ``pins`` violate."""
     from packaging.requirements import Requirement
-
-    with zipfile.ZipFile(wheel) as z:
-        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-        text = z.read(meta).decode("utf-8")
-    return [Requirement(line.split(":", 1)[1].strip()) for line in text.splitlines()
-            if line.startswith("Requires-Dist:")]
-
-
-def unmet_requirements(wheel: Path, pins: dict[str, str], *, python: str = "3.12") -> list[str]:
-    """Requirements of ``wheel`` (for Linux x86_64, no extras) that the exact ``pins`` violate."""
     from packaging.utils import canonicalize_name
 
     env = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
            "python_version": python, "python_full_version": python + ".0", "extra": ""}
     out = []
-    for req in wheel_requirements(wheel):
+    for req in map(Requirement, pkg.requires):
         if req.marker is not None and not req.marker.evaluate(env):
             continue
         name = canonicalize_name(req.name)
         if name in pins and not req.specifier.contains(pins[name], prereleases=True):
-            out.append(f"{wheel.name.split('-')[0]} needs {req.name}{req.specifier}, pinned {pins[name]}")
+            out.append(f"{pkg.name} needs {req.name}{req.specifier}, pinned {pins[name]}")
     return out
 
 
@@ -141,16 +185,13 @@ def _args_of(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Params:
 
 
 class WheelSource:
-    """The Python modules of one or more wheels, parsed on demand, to look up functions and methods by name."""
+    """The Python modules of one or more packages, parsed on demand, to look up functions and methods by name."""
 
-    def __init__(self, *wheels: Path) -> None:
+    def __init__(self, *packages: Package) -> None:
         self.texts: dict[str, str] = {}
         self._parsed: dict[str, ast.Module | None] = {}
-        for w in wheels:
-            with zipfile.ZipFile(w) as z:
-                for n in z.namelist():
-                    if n.endswith(".py") and "/tests/" not in n:
-                        self.texts[n] = z.read(n).decode("utf-8", "replace")
+        for pkg in packages:
+            self.texts.update(pkg.texts)
 
     def _modules(self, needle: str, module: str | None) -> Iterable[tuple[str, ast.Module]]:
         for path, text in self.texts.items():
@@ -210,26 +251,38 @@ def _wrapped(fn: ast.FunctionDef) -> tuple[str | None, str] | None:
 
 
 LOADER = "unsloth/models/loader.py"
+#: Unsloth's CPU mode (no GPU found): ``unsloth.FastLanguageModel`` is this module's ``FastCPUModel``.
+CPU_LOADER = "unsloth_zoo/cpu/loader.py"
 
 
-def unsloth_params(unsloth_wheel: Path, zoo_wheel: Path) -> dict[str, Params]:
-    """Accepted parameter names of the Unsloth calls the course makes, read from the wheels' source."""
-    src = WheelSource(unsloth_wheel, zoo_wheel)
-    out = {
+def unsloth_params(unsloth: Package, zoo: Package, *, cuda: bool = True) -> dict[str, Params]:
+    """Accepted parameter names of the Unsloth calls the course makes, read from the packages' source: the GPU
+    definitions (``cuda=True``) or those of Unsloth's CPU mode (``cuda=False``), which is what runs without a GPU."""
+    src = WheelSource(unsloth, zoo)
+    responses = src.params(None, "train_on_responses_only", "unsloth_zoo/dataset_utils.py")
+    if not cuda:
+        return {
+            "unsloth.FastLanguageModel.from_pretrained": src.params("FastCPUModel", "from_pretrained", CPU_LOADER),
+            "unsloth.FastLanguageModel.get_peft_model": src.params("FastCPUModel", "get_peft_model", CPU_LOADER),
+            "unsloth.chat_templates.train_on_responses_only": responses,
+            "unsloth.save_pretrained_merged": src.params(None, "save_pretrained_merged", CPU_LOADER),
+        }
+    return {
         "unsloth.FastLanguageModel.from_pretrained": src.params("FastLanguageModel", "from_pretrained", LOADER),
         "unsloth.FastLanguageModel.get_peft_model": src.params("FastLanguageModel", "get_peft_model", LOADER),
-        "unsloth.chat_templates.train_on_responses_only": src.params(None, "train_on_responses_only",
-                                                                     "unsloth_zoo/dataset_utils.py"),
-        "unsloth.save_pretrained_merged": src.params(None, "unsloth_save_pretrained_merged", "unsloth/save.py"),
+        "unsloth.chat_templates.train_on_responses_only": responses,
+        # the method Unsloth binds to a text model (save.py, patch_saving_functions)
+        "unsloth.save_pretrained_merged": src.params(None, "unsloth_generic_save_pretrained_merged", "unsloth/save.py"),
     }
-    return out
 
 
-def unsloth_save_methods(unsloth_wheel: Path) -> set[str]:
-    """The ``save_method`` values Unsloth's save.py mentions (e.g. 'merged_16bit')."""
-    with zipfile.ZipFile(unsloth_wheel) as z:
-        text = z.read("unsloth/save.py").decode("utf-8", "replace")
-    return set(re.findall(r'save_method\s*==\s*"(\w+)"', text))
+def unsloth_save_methods(unsloth: Package, zoo: Package | None = None, *, cuda: bool = True) -> set[str]:
+    """The ``save_method`` values Unsloth accepts: those save.py compares with (GPU), or the CPU mode's list."""
+    if not cuda:
+        text = (zoo.texts if zoo else {}).get(CPU_LOADER, "")
+        body = re.search(r"def _check_save_method.*?if save_method not in \(([^)]*)\)", text, re.S)
+        return set(re.findall(r'"(\w+)"', body.group(1))) if body else set()
+    return set(re.findall(r'save_method\s*==\s*"(\w+)"', unsloth.texts.get("unsloth/save.py", "")))
 
 
 # ------------------------------------------------------------------------------------------ installed libs
@@ -255,12 +308,16 @@ def installed_params() -> dict[str, Params]:
     import trl
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+    from .train import trl_class  # TRL's own classes, also after Unsloth replaced them in this process
+
+    sft_trainer = trl_class(trl.SFTTrainer)
+
     gen = _signature(transformers.GenerationMixin.generate)
     gen.names |= set(GenerationConfig().to_dict()) | {"pad_token_id"}
     return {
-        "trl.SFTConfig": _dataclass_fields(trl.SFTConfig),
-        "trl.SFTTrainer": _signature(trl.SFTTrainer.__init__),
-        "trl.SFTTrainer.compute_loss": _signature(trl.SFTTrainer.compute_loss),
+        "trl.SFTConfig": _dataclass_fields(trl_class(trl.SFTConfig)),
+        "trl.SFTTrainer": _signature(sft_trainer.__init__),
+        "trl.SFTTrainer.compute_loss": _signature(sft_trainer.compute_loss),
         "peft.LoraConfig": _dataclass_fields(peft.LoraConfig),
         "peft.get_peft_model": _signature(peft.get_peft_model),
         "peft.prepare_model_for_kbit_training": _signature(peft.prepare_model_for_kbit_training),
@@ -344,23 +401,29 @@ def package_sources() -> list[Path]:
     return sorted((Path(__file__).parent).glob("*.py"))
 
 
+def unsloth_packages(*, download: bool = True) -> tuple[Package, Package] | None:
+    """(unsloth, unsloth-zoo) at the versions constraints.txt pins, installed or from their wheels."""
+    pins = constraint_pins()
+    pkgs = (pinned_package("unsloth", pins["unsloth"], download=download),
+            pinned_package("unsloth_zoo", pins["unsloth-zoo"], download=download))
+    return None if None in pkgs else pkgs  # type: ignore[return-value]
+
+
 def main() -> int:  # pragma: no cover - a report for people; the tests check the same things
     from .config import FinetuneConfig, api_calls
 
-    pins = pyproject_pins()
-    accepted = installed_params()
-    uw = find_wheel("unsloth", pins["colab"]["unsloth"])
-    zw = find_wheel("unsloth_zoo", pins["colab"]["unsloth-zoo"])
-    if uw and zw:
-        accepted |= unsloth_params(uw, zw)
-        for w in (uw, zw):
-            for line in unmet_requirements(w, pins["dependencies"] | pins["colab"]):
-                print("PIN", line)
+    pkgs = unsloth_packages()
     cfg = FinetuneConfig()
-    for backend, cuda in (("peft", False), ("peft", True), ("unsloth", True)):
+    for backend, cuda in (("peft", False), ("peft", True), ("unsloth", False), ("unsloth", True)):
+        accepted = installed_params()
+        if pkgs:
+            accepted |= unsloth_params(*pkgs, cuda=cuda)
         for p in check_calls(api_calls(cfg, backend, cuda=cuda), accepted):
             print(f"[{backend}, cuda={cuda}] {p}")
-    print("done")
+    for pkg in pkgs or ():
+        for line in unmet_requirements(pkg, constraint_pins()):
+            print("PIN", line)
+    print("done" if pkgs else "done (Unsloth's source not found: its calls were not checked)")
     return 0
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
@@ -97,6 +97,7 @@ class LossView:
     tokens: list[str]
     trained: list[bool]
     truncated: int = 0  # tokens cut off by max_seq_length
+    ids: list[int] = field(default_factory=list)  # the token ids behind ``tokens``
 
     @property
     def n_trained(self) -> int:
@@ -166,7 +167,7 @@ def loss_view(
         cut = len(ids) - max_length
         ids, mask = ids[:max_length], mask[:max_length]
     tokens = [tokenizer.decode([i]) for i in ids]
-    return LossView(tokens, mask, cut)
+    return LossView(tokens, mask, cut, list(ids))
 
 
 def _response_spans(text: str, inst: str, resp: str) -> list[tuple[int, int]]:
@@ -288,3 +289,41 @@ def verify_labels(dataset: Any, *, source: str | None = None, backend: str = "pe
         raise InputError(f"{len(empty)} prepared example(s) have every label -100 (lines {_lines(empty)})",
                          path=source, line=empty[0], field="labels", fix="raise max_seq_length or drop those examples")
     return {"rows": len(dataset), "empty": 0, "checked": len(dataset)}
+
+
+def _trained_runs(ids: Sequence[int], trained: Sequence[bool]) -> list[list[int]]:
+    """The stretches of consecutive trained token ids."""
+    runs: list[list[int]] = []
+    prev = False
+    for i, t in zip(ids, trained, strict=True):
+        if t:
+            if not prev:
+                runs.append([])
+            runs[-1].append(i)
+        prev = t
+    return runs
+
+
+def compare_labels(dataset: Any, tokenizer: Any, examples: Sequence[Any], *, parts: tuple[str, str],
+                   max_length: int | None = None, source: str | None = None) -> dict[str, int]:
+    """Check the labels a trainer prepared (Unsloth's ``train_on_responses_only``) against :func:`loss_view`:
+    row by row, the trained stretches must be exactly the assistant replies (compared as decoded text, the
+    whitespace between turns aside). Raises :class:`InputError` naming the first rows that differ."""
+    labels = dataset["labels"]
+    if len(labels) != len(examples):
+        raise InputError(f"the trainer prepared {len(labels)} rows from {len(examples)} examples", path=source,
+                         field="labels", fix="drop examples that are empty or too long (lesson 03's validator "
+                         "flags them) and train again")
+    differ = []
+    for n, (row, ex) in enumerate(zip(labels, examples, strict=True), 1):
+        got = [tokenizer.decode(r).strip() for r in _trained_runs(row, [x != -100 for x in row])]
+        view = loss_view(tokenizer, ex, backend="unsloth", max_length=max_length, parts=parts)
+        want = [tokenizer.decode(r).strip() for r in _trained_runs(view.ids, view.trained)]
+        if [g for g in got if g] != [w for w in want if w]:
+            differ.append(n)
+    if differ:
+        raise InputError(f"in {len(differ)} example(s) the prepared labels train on other tokens than the "
+                         f"assistant replies (lines {_lines(differ)})", path=source, line=differ[0], field="labels",
+                         fix="set FinetuneConfig(instruction_part=..., response_part=...) to the exact text the "
+                         "chat template writes before a user and an assistant message")
+    return {"rows": len(labels), "checked": len(labels)}

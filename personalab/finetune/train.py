@@ -1,14 +1,19 @@
-"""``train(config, dataset)``: one LoRA fine-tune, Unsloth on a CUDA GPU, PEFT + TRL everywhere else.
+"""``train(config, dataset)``: one LoRA fine-tune with Unsloth, on a GPU or a CPU; plain PEFT + TRL as the baseline.
 
-Both paths use TRL's ``SFTTrainer`` and compute the loss on assistant tokens only; both are checked for
-the "all labels are -100" failure before the first step. The run shows a progress bar with the loss,
-measures wall time, setup time, time per step, tokens per second and peak memory, and writes::
+Unsloth is the trainer on every machine (on a CPU, Unsloth 2026.10.9 runs its CPU mode: transformers + PEFT + TRL
+under Unsloth's API); ``backend='peft'`` or ``PERSONALAB_TRAINER=peft`` trains with plain PEFT + TRL instead, the
+baseline the benchmarks compare with. Both paths use TRL's ``SFTTrainer`` and compute the loss on assistant tokens
+only; both are checked for the "all labels are -100" failure before the first step, and the labels Unsloth's
+``train_on_responses_only`` builds are compared with the course's own masking, row by row. The run shows a
+progress bar with the loss, measures wall time, setup time, time per step, tokens per second and peak memory,
+and writes::
 
     OUTPUT_DIR/adapter/       the LoRA adapter (save_pretrained) and the tokenizer
     OUTPUT_DIR/merged/        adapter merged into the base weights: a normal checkpoint the local server loads
     OUTPUT_DIR/metrics.json   the TrainResult (written last, atomically: its presence means the run finished)
 
-Unsloth is imported only on the Unsloth path, and before TRL/transformers/PEFT as it requires.
+Unsloth is imported only when a run trains with it (importing it patches transformers and TRL for the whole
+process), and before TRL/transformers/PEFT where possible, as it asks.
 """
 
 from __future__ import annotations
@@ -79,13 +84,16 @@ def dataset_paths(*, verbose: bool = True) -> Any:
 # ------------------------------------------------------------------------------------------- unsloth
 def import_unsloth() -> Any:
     """Import Unsloth (it must come before TRL/transformers/PEFT), with an install hint when it is missing."""
+    if sys.modules.get("unsloth") is not None:
+        return sys.modules["unsloth"]  # already imported (prepare() did it first): nothing to warn about
     early = [m for m in ("trl", "transformers", "peft") if m in sys.modules]
     try:
         import unsloth  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as exc:
         raise InputError(f"Unsloth is not installed ({exc})", field="backend",
-                         fix="install the GPU extra: pip install 'personalab[colab]' (Colab's setup cell does), "
-                         "or use backend='peft'") from None
+                         fix="`python3 dev.py course` installs it (pip install --no-deps unsloth unsloth-zoo at the "
+                         "versions in constraints.txt; Colab's setup cell does the same), or train with plain "
+                         f"PEFT + TRL: {C.TRAINER_ENV}=peft or backend='peft'") from None
     if early:
         print(f"note: {', '.join(early)} was imported before Unsloth; call personalab.finetune.prepare() "
               "first in a fresh kernel for all of Unsloth's speed-ups")
@@ -260,13 +268,14 @@ def train(
     """Fine-tune ``config.base_model`` with LoRA on ``dataset`` (examples, a JSONL path, or None for lesson
     03's ``train.jsonl``); with ``eval_dataset`` the eval loss is measured before and after training.
 
-    Unsloth on a CUDA GPU (``backend='auto'``), PEFT + TRL otherwise; the loss is computed on assistant
-    tokens only and checked before training. Returns the :class:`TrainResult` (also in ``metrics.json``).
+    Unsloth by default (GPU or CPU), plain PEFT + TRL with ``backend='peft'`` or ``PERSONALAB_TRAINER=peft``; the
+    loss is computed on assistant tokens only and checked before training. Returns the :class:`TrainResult` (also
+    in ``metrics.json``).
     """
     t0 = time.perf_counter()
     cfg = config or C.default_config()
     cuda = pl_config.cuda_available()
-    backend = C.resolve_backend(cfg, cuda)
+    backend = C.resolve_backend(cfg)
     if backend == "unsloth":
         import_unsloth()  # before TRL / transformers / PEFT
     examples, source = load_examples(dataset)
@@ -296,12 +305,17 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
     meter = _Meter(progress, cuda)
     bf16 = bf16_supported()
     if backend == "unsloth":
-        trainer, tokenizer, mask_stats = _unsloth_trainer(cfg, base, examples, eval_examples, out, bf16, meter, source)
+        trainer, tokenizer, mask_stats, parts = _unsloth_trainer(cfg, base, examples, eval_examples, out, cuda, bf16,
+                                                                 meter, source)
     else:
         trainer, tokenizer, mask_stats = _peft_trainer(cfg, base, examples, eval_examples, out, cuda, bf16, meter,
                                                        source)
     trainable, total = count_params(trainer.model)
     labels_checked = masking.verify_labels(trainer.train_dataset, source=source, backend=backend)["checked"]
+    labels_compared = 0
+    if backend == "unsloth":  # Unsloth's train_on_responses_only against the course's own masking, row by row
+        labels_compared = masking.compare_labels(trainer.train_dataset, tokenizer, examples, parts=parts,
+                                                 max_length=cfg.max_seq_length, source=source)["checked"]
 
     eval_before = trainer.evaluate()["eval_loss"] if eval_examples else None
     setup_s = time.perf_counter() - t0
@@ -320,9 +334,9 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
         tokenizer.save_pretrained(tmp)
 
     _write_dir(adapter_dir, write_adapter)
-    merged_dir = None
+    merged_dir, merged_by = None, None
     if cfg.merge:
-        merged_dir = out / MERGED_DIR
+        merged_dir, merged_by = out / MERGED_DIR, backend
         if backend == "unsloth":
             try:
                 _write_dir(merged_dir, lambda tmp: trainer.model.save_pretrained_merged(str(tmp), tokenizer,
@@ -330,6 +344,7 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
             except Exception as exc:  # noqa: BLE001 - e.g. offline and Unsloth wants the 16-bit base weights
                 print(f"Unsloth could not save a merged model ({type(exc).__name__}: {exc}); merging with PEFT")
                 merge_adapter(base, adapter_dir, merged_dir)
+                merged_by = "peft"
         else:
             merge_adapter(base, adapter_dir, merged_dir)
     metrics = {
@@ -351,8 +366,13 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
         "examples": len(examples),
         "loss_tokens": mask_stats,
         "labels_checked": labels_checked,
+        "labels_compared": labels_compared,
+        "merged_by": merged_by,
+        "merged_dtype": _saved_dtype(merged_dir) if merged_dir else None,
         "device": _device_name(cuda),
         "bf16": bool(cuda and bf16),
+        "dtype": str(next(trainer.model.parameters()).dtype).removeprefix("torch."),
+        "load_in_4bit": _is_4bit(trainer.model),
         "torch_threads": torch.get_num_threads(),
         "versions": _versions(backend),
     }
@@ -363,6 +383,20 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
     result.save()
     _remove_empty(out / "trainer")
     return result
+
+
+def _saved_dtype(model_dir: Path) -> str | None:
+    """The weight dtype a checkpoint's config.json records."""
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg.get("dtype") or cfg.get("torch_dtype")
+
+
+def _is_4bit(model: Any) -> bool:
+    """Whether any layer holds 4-bit weights (bitsandbytes' Linear4bit), whatever the config asked for."""
+    return any(type(m).__name__ == "Linear4bit" for m in model.modules())
 
 
 def _remove_empty(path: Path) -> None:
@@ -399,6 +433,16 @@ def _drop_printer(trainer: Any) -> None:
         trainer.remove_callback(cb)
 
 
+def trl_class(cls: type) -> type:
+    """The class as TRL defines it, beneath any subclass Unsloth put in its place (importing Unsloth replaces
+    ``trl.SFTTrainer`` for the whole process): the PEFT + TRL baseline and the drift test use TRL's own."""
+    def trl_own(c: type) -> bool:  # Unsloth's replacement keeps TRL's module name but is a local class
+        return (c.__module__.split(".")[0] == "trl" and "<locals>" not in c.__qualname__
+                and not c.__name__.startswith("Unsloth") and not any(k.startswith("_unsloth") for k in vars(c)))
+
+    return next((c for c in cls.__mro__ if trl_own(c)), cls)
+
+
 def fused_head_available(cuda: bool) -> bool:
     """Whether TRL's fused LM-head loss can run here: it is a Triton kernel, so it needs a GPU and Triton."""
     if not cuda:
@@ -418,7 +462,7 @@ def plain_loss_trainer_class() -> type:
     from transformers import Trainer
     from trl import SFTTrainer
 
-    class PlainLossSFTTrainer(SFTTrainer):
+    class PlainLossSFTTrainer(trl_class(SFTTrainer)):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             inputs = {**inputs, "use_cache": False}
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
@@ -442,7 +486,7 @@ def _peft_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples:
     # checked before the model is loaded: a template that marks nothing fails here, in a second
     stats = masking.check_masking(tokenizer, examples, backend="peft", max_length=cfg.max_seq_length, source=source)
     quantize = cuda and cfg.load_in_4bit
-    dtype = (torch.bfloat16 if bf16 else torch.float16) if cuda else torch.float32
+    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16))
     model = AutoModelForCausalLM.from_pretrained(path, **C.hf_model_kwargs(cfg, cuda=cuda, quantize=quantize,
                                                                            dtype=dtype))
     if quantize:
@@ -454,7 +498,7 @@ def _peft_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples:
     args = SFTConfig(**C.sft_config_kwargs(cfg, backend="peft", cuda=cuda, bf16=bf16, output_dir=out / "trainer"))
     train_ds = Dataset.from_list(examples)
     eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
-    trainer_cls = SFTTrainer if fused_head_available(cuda) else plain_loss_trainer_class()
+    trainer_cls = trl_class(SFTTrainer) if fused_head_available(cuda) else plain_loss_trainer_class()
     with _quiet_datasets():
         trainer = trainer_cls(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
     _drop_printer(trainer)
@@ -476,30 +520,38 @@ def _render_texts(tokenizer: Any, examples: Sequence[dict[str, Any]]) -> list[di
 
 
 def _unsloth_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples: list | None, out: Path,
-                     bf16: bool, meter: _Meter, source: str | None) -> tuple[Any, Any, dict[str, Any]]:
+                     cuda: bool, bf16: bool, meter: _Meter, source: str | None
+                     ) -> tuple[Any, Any, dict[str, Any], tuple[str, str]]:
     import torch
     from datasets import Dataset
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel  # type: ignore[import-not-found]
     from unsloth.chat_templates import train_on_responses_only  # type: ignore[import-not-found]
 
     from .infer import resolve_model_path
 
-    model, tokenizer = FastLanguageModel.from_pretrained(**C.unsloth_load_kwargs(cfg, resolve_model_path(base)))
+    # the masking is checked with the model's tokenizer before the model is loaded: bad data fails in a second
+    path = resolve_model_path(base)
+    plain_tokenizer = AutoTokenizer.from_pretrained(path)
     parts = (cfg.instruction_part, cfg.response_part)
     if None in parts:
-        parts = masking.detect_response_parts(tokenizer)
-    stats = masking.check_masking(tokenizer, examples, backend="unsloth", max_length=cfg.max_seq_length,
+        parts = masking.detect_response_parts(plain_tokenizer)
+    stats = masking.check_masking(plain_tokenizer, examples, backend="unsloth", max_length=cfg.max_seq_length,
                                   parts=parts, source=source)
+    # on a GPU dtype=None lets Unsloth choose (bf16 or fp16); on a CPU the profile's float32 unless set otherwise
+    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16)) if cfg.dtype or not cuda else None
+    model, tokenizer = FastLanguageModel.from_pretrained(**C.unsloth_load_kwargs(cfg, path, cuda=cuda, dtype=dtype))
     torch.manual_seed(cfg.seed)
-    model = FastLanguageModel.get_peft_model(model, **C.unsloth_peft_kwargs(cfg))
-    args = SFTConfig(**C.sft_config_kwargs(cfg, backend="unsloth", cuda=True, bf16=bf16, output_dir=out / "trainer"))
+    model = FastLanguageModel.get_peft_model(model, **C.unsloth_peft_kwargs(cfg, cuda=cuda))
+    args = SFTConfig(**C.sft_config_kwargs(cfg, backend="unsloth", cuda=cuda, bf16=bf16, output_dir=out / "trainer"))
     train_ds = Dataset.from_list(_render_texts(tokenizer, examples))
     eval_ds = Dataset.from_list(_render_texts(tokenizer, eval_examples)) if eval_examples else None
-    trainer = SFTTrainer(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
-    trainer = train_on_responses_only(trainer, **C.responses_only_kwargs(*parts))
+    with _quiet_datasets():
+        trainer = SFTTrainer(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
+        trainer = train_on_responses_only(trainer, **C.responses_only_kwargs(*parts))
     _drop_printer(trainer)
-    return trainer, tokenizer, stats
+    return trainer, tokenizer, stats, parts
 
 
 class _quiet_datasets:
