@@ -97,7 +97,8 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
         "reordered": ok(q5=na),
         "partial": ok(q2=("1.2", "partial"), q5=("0", "incorrect")),
         "tampered": all_("incorrect"),
-        "crash": all_("error"),
+        # the kernel dies in a cell after q3's check: q1-q3 keep their points, q4/q5 are errors
+        "crash": ok(q4=("0", "error"), q5=("0", "error")),
         "malformed": all_("error"),
         "empty": all_("error"),
         "not_a_notebook": all_("error"),
@@ -111,7 +112,7 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
     assert "name 'comparison' is not defined" in reason["reordered", "q5"]
     assert "a response pattern of at least 3 steps" in reason["partial", "q2"]
     assert "missing 'traits'" in reason["tampered", "q1"]  # despite the fake "Correct" and the patched checks
-    assert "kernel died while running cell 15 (`import os`)" in reason["crash", "q1"]
+    assert "kernel died while running cell 15 (`import os`)" in reason["crash", "q4"]
     assert "not valid JSON" in reason["malformed", "q1"] and "the file is empty" in reason["empty", "q1"]
     assert "not a Jupyter notebook" in reason["not_a_notebook", "q1"]
     feedback = (tmp_path / "grades_feedback" / "loop.md").read_text()
