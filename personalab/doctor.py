@@ -101,7 +101,7 @@ def run_checks(start_server: bool = False) -> list[Check]:
                 "unsloth",
                 has,
                 _version("unsloth") or "missing",
-                "" if has else "pip install -e '.[colab]' (GPU runtimes only)",
+                "" if has else "in Colab: run the setup cell (locks/colab.txt); elsewhere: python3 dev.py",
             )
         )
     if start_server and backend == "local" and built:

@@ -231,7 +231,7 @@ def test_unsloth_missing_is_an_install_hint():
         pytest.skip("unsloth is installed here")
     with pytest.raises(InputError, match="Unsloth is not installed") as err:
         finetune.import_unsloth()
-    assert "personalab[colab]" in err.value.fix
+    assert "locks/colab.txt" in err.value.fix
     assert finetune.prepare(C.default_config("cpu")) == "peft"  # no GPU: nothing imported
 
 

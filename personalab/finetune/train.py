@@ -84,7 +84,8 @@ def import_unsloth() -> Any:
         import unsloth  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as exc:
         raise InputError(f"Unsloth is not installed ({exc})", field="backend",
-                         fix="install the GPU extra: pip install 'personalab[colab]' (Colab's setup cell does), "
+                         fix="in Colab run the notebook's setup cell (it installs unsloth from locks/colab.txt); "
+                         "elsewhere pip install --no-deps unsloth unsloth-zoo at constraints.txt's versions, "
                          "or use backend='peft'") from None
     if early:
         print(f"note: {', '.join(early)} was imported before Unsloth; call personalab.finetune.prepare() "
