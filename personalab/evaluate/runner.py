@@ -95,6 +95,8 @@ class Target:
     count_tokens: Callable[[Sequence[Message]], int] | None = None
     rates: Any = None
     fingerprint: str = ""
+    #: the base model this row is built on (named in the matrix and report; lesson 05's rows must share it)
+    base_model: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.strip():
