@@ -104,6 +104,8 @@ def run_checks(start_server: bool = False) -> list[Check]:
                 "" if has else "in Colab: run the setup cell (locks/colab.txt); elsewhere: python3 dev.py",
             )
         )
+    if p.colab:
+        checks.extend(colab_runtime_checks())
     if start_server and backend == "local" and built:
         try:
             reply = backends.ask("Add a task: water the plants", max_tokens=20)
@@ -112,6 +114,30 @@ def run_checks(start_server: bool = False) -> list[Check]:
             checks.append(
                 Check("local server", False, str(exc)[:300], "see the error; `personalab serve` shows the log")
             )
+    return checks
+
+
+def colab_runtime_checks() -> list[Check]:
+    """Colab's protected packages: this runtime's versions next to the tested Colab list, and whether it moved."""
+    from . import colab
+
+    tested = colab.read_pins(colab.RUNTIME_LIST)
+    names = sorted(n for n in tested if colab.is_protected(n) and not n.startswith(colab.PROTECTED_PREFIXES))
+    have = {n: _version(n) for n in names}
+    moved = colab.drift({n: tested[n] for n in names}, have)
+    checks = [
+        Check(f"colab: {n}", True, f"{have[n] or 'absent'} (tested: {tested[n]})")
+        for n in names
+        if "://" not in tested[n]
+    ]
+    source = colab.lock_source()
+    if moved:
+        checks.append(Check("Colab image", False, f"moved since the tested list ({source}): "
+                            + ", ".join(f"{n} {a} -> {b or 'absent'}" for n, a, b in moved),
+                            "the course keeps Colab's versions; if a lesson fails, see 'When Colab's image moved' "
+                            "in the README"))  # fmt: skip
+    else:
+        checks.append(Check("Colab image", True, f"as tested ({source})"))
     return checks
 
 

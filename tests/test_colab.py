@@ -75,3 +75,13 @@ def test_colab_lock_is_what_a_resolution_for_colab_gives():
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_doctor_in_colab_lists_protected_versions_and_drift(monkeypatch):
+    from personalab import doctor
+
+    monkeypatch.setattr(doctor, "_version", lambda name: {"ipykernel": "7.0.0"}.get(name, None))
+    checks = {c.name: c for c in doctor.colab_runtime_checks()}
+    assert checks["colab: ipywidgets"].value == "absent (tested: 7.7.1)"
+    image = checks["Colab image"]
+    assert not image.ok and "ipykernel 6.17.1 -> 7.0.0" in image.value and "a72407924822" in image.value
