@@ -127,6 +127,7 @@ def drift(tested: dict[str, str], have: dict[str, str | None]) -> list[tuple[str
         (name, tested[name], have.get(name))
         for name in sorted(tested)
         if is_protected(name)
+        and not name.startswith(PROTECTED_PREFIXES)
         and "://" not in tested[name]
         and public(have.get(name) or "absent") != public(tested[name])
     ]
@@ -160,15 +161,28 @@ def _has_extension_modules(dist: str) -> bool:
     return any(str(f).endswith((".so", ".pyd")) for f in files)
 
 
+def _loaded_modules_of(dist: str) -> list[str]:
+    """Modules of ``dist`` that this process has already imported."""
+    found = []
+    for f in md.distribution(dist).files or []:
+        path = f.as_posix()
+        if path.endswith(".py"):
+            mod = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        elif path.endswith(".so"):
+            mod = path.replace("/", ".").rsplit(".", 1)[0].split(".cpython", 1)[0].split(".abi3", 1)[0]
+        else:
+            continue
+        if mod in sys.modules:
+            found.append(mod)
+    return found
+
+
 def _restart_needed(names: list[str]) -> list[str]:
     """Replaced packages with compiled code that this process had already imported: the old binaries are loaded.
 
     Pure-Python packages (certifi, ...) are picked up again on their next import and need no restart.
     """
-    owners = md.packages_distributions()
-    loaded = {mod.split(".", 1)[0] for mod in list(sys.modules)}
-    hits = {normalize(d) for mod in loaded for d in owners.get(mod, []) if normalize(d) in names}
-    return sorted(d for d in hits if _has_extension_modules(d))
+    return sorted(n for n in names if _has_extension_modules(n) and _loaded_modules_of(n))
 
 
 def install(repo: Path = REPO_ROOT, lock_path: Path = LOCK, runtime_list: Path = RUNTIME_LIST) -> list[Step]:
