@@ -77,3 +77,21 @@ def test_mismatched_bases_are_flagged():
 def test_finetune_base_defaults_to_the_profile_base(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONALAB_RESULTS", str(tmp_path))
     assert T.finetune_base() == "embedded"  # the cpu profile (tests force CPU)
+
+
+def test_gpu_profile_without_key_serves_the_finetune_base(monkeypatch, tmp_path):
+    """A GPU runtime without a key: the local server gets the model lesson 04 fine-tunes (a Hub id, downloaded
+    once; here the download is faked with the embedded model standing in for it)."""
+    import huggingface_hub
+
+    from personalab.finetune.config import GPU_BASE_MODEL
+
+    asked = []
+    monkeypatch.setenv("PERSONALAB_PROFILE", "gpu")
+    monkeypatch.delenv("PERSONALAB_LOCAL_MODEL", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo: asked.append(repo) or str(ensure_built()))
+    assert backends.profile_base_model() == GPU_BASE_MODEL
+    assert backends._default_local_model_dir() == ensure_built()
+    assert asked == [GPU_BASE_MODEL]
+    monkeypatch.setenv("PERSONALAB_PROFILE", "cpu")
+    assert backends.profile_base_model() == "embedded"

@@ -79,15 +79,8 @@ def finetune_base() -> str:
 
 
 def base_model_dir(base: str) -> Path:
-    """A local folder for ``base``: the embedded model, a folder, or a Hub id downloaded once (GPU runtimes)."""
-    from ..finetune.infer import resolve_model_path
-
-    path = Path(resolve_model_path(base)).expanduser()
-    if path.exists():
-        return path
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(base))
+    """A local folder for ``base`` (see :func:`personalab.backends.base_model_dir`)."""
+    return backends.base_model_dir(base)
 
 
 def mismatched_bases(targets: list[Target]) -> str | None:
