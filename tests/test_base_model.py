@@ -95,3 +95,20 @@ def test_gpu_profile_without_key_serves_the_finetune_base(monkeypatch, tmp_path)
     assert asked == [GPU_BASE_MODEL]
     monkeypatch.setenv("PERSONALAB_PROFILE", "cpu")
     assert backends.profile_base_model() == "embedded"
+
+
+def test_report_names_every_rows_base_and_flags_a_mismatch():
+    from personalab import report
+
+    def records(bases):
+        return {"05/drift": {"model": "m", "hardware": "cpu", "data": {"bases": bases}}}
+
+    same = report.build(records({"prompted": "embedded", "fine-tuned": "embedded", "hybrid (Marketing)": "embedded",
+                                 "reference: gpt-4o-mini (OpenAI API)": "gpt-4o-mini"}), framework=False)
+    md = same.to_markdown()
+    assert "- prompted: embedded" in md and "reference row, not part of the comparison" in md
+    assert "WARNING" not in md
+    mixed = report.build(records({"prompted": "gpt-4o-mini", "fine-tuned": "unsloth/Qwen2.5-0.5B-Instruct"}),
+                         framework=False)
+    assert "WARNING: the compared rows sit on different base models" in mixed.to_markdown()
+    assert "different base models" in mixed.to_html()

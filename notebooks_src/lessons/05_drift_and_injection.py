@@ -185,7 +185,8 @@ for t in injection.targets:
 # resistance, prompt leakage), each stamped with the model and hardware it came from.
 
 # %%
-saved = evaluate.save_results(drift, injection, agreement, policies=policies, model=targets[0].model)
+saved = evaluate.save_results(drift, injection, agreement, policies=policies, model=targets[0].model,
+                              targets=targets)
 for name, path in saved.items():
     print(name, "->", path)
 
