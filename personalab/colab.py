@@ -134,11 +134,10 @@ def drift(tested: dict[str, str], have: dict[str, str | None]) -> list[tuple[str
 
 
 def _personalab_is_editable_from(repo: Path) -> bool:
-    try:
-        text = md.distribution("personalab").read_text("direct_url.json") or ""
-    except md.PackageNotFoundError:
-        return False
-    return repo.resolve().as_uri() in text
+    """Whether an editable install of ``repo`` is in place (``direct_url.json`` of any ``personalab`` found:
+    the checkout's own ``personalab.egg-info`` on ``sys.path`` has none)."""
+    uri = repo.resolve().as_uri()
+    return any(uri in (d.read_text("direct_url.json") or "") for d in md.distributions(name="personalab"))
 
 
 def _pip(args: list[str]) -> subprocess.CompletedProcess:

@@ -57,20 +57,17 @@ NOTEBOOKS = [
     "solutions/02_context_window_economics.ipynb",
     "solutions/03_persona_dataset.ipynb",
 ]
+#: A stand-in for Colab's google.colab package (a real package on disk, like Colab's; no secrets).
+FAKE_COLAB = {
+    "google/colab/__init__.py": '"""Stand-in for Colab\'s google.colab (Persona Lab\'s Colab simulation)."""\n',
+    "google/colab/userdata.py": (
+        "class SecretNotFoundError(Exception):\n    pass\n\n\n"
+        "def get(name):\n    raise SecretNotFoundError(name)\n"
+    ),
+}
 COLAB_STARTUP = '''\
 # What Colab's kernel has done before the first cell runs: google.colab imported, numpy loaded.
-import sys, types
-google = sys.modules.setdefault("google", types.ModuleType("google"))
-google.__path__ = []
-colab = types.ModuleType("google.colab")
-userdata = types.ModuleType("google.colab.userdata")
-class SecretNotFoundError(Exception):
-    pass
-def _get(name):
-    raise SecretNotFoundError(name)
-userdata.SecretNotFoundError, userdata.get = SecretNotFoundError, _get
-colab.userdata = userdata
-sys.modules.update({"google.colab": colab, "google.colab.userdata": userdata})
+import google.colab
 import numpy
 '''
 DRIVER = '''\
@@ -226,6 +223,11 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     ipython_dir = work / "ipython"
     (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
     (ipython_dir / "profile_default" / "startup" / "00-colab.py").write_text(COLAB_STARTUP)
+    for rel, text in FAKE_COLAB.items():
+        (work / "colab" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / "colab" / rel).write_text(text)
+    site = next((env_dir / "lib").glob("python3.*/site-packages"))
+    (site / "zz-google-colab.pth").write_text(str(work / "colab") + "\n")  # only in this run's copy
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONALAB_", "OPENAI_", "VIRTUAL_ENV"))}
     env.update(
         PATH=f"{env_dir / 'bin'}:{env.get('PATH', '')}",
