@@ -5,7 +5,7 @@
 
 1. A Python 3.13 environment holding Colab's versions (locks/colab-pip-freeze.gpu.txt) of the packages
    Colab's kernel, frontend and GPU stack rely on (personalab.colab.PROTECTED), of the Colab lock's packages
-   that Colab ships at the locked version, with their dependencies, plus nbclient/nbformat and Colab's pip.
+   that Colab ships (at Colab's version), with their dependencies, plus nbclient/nbformat and Colab's pip.
    torch is PyPI's 2.11.0 (a CUDA build: with no GPU it runs on the CPU; its CUDA libraries are needed for
    ``import torch``). Built once and cached, keyed by Colab's list, the Colab lock and this recipe; each run
    starts from a hard-linked copy of it, so a run never changes the cache.
@@ -46,7 +46,7 @@ from colab_lock import PLATFORM, PYTHON_VERSION, UNCONSTRAINABLE, find_uv  # noq
 
 from personalab.colab import LOCK, PROTECTED, RUNTIME_LIST, is_protected, normalize, public, read_pins  # noqa: E402
 
-RECIPE = "4"  # bump to rebuild every cached base environment
+RECIPE = "5"  # bump to rebuild every cached base environment
 CACHE = Path(os.environ.get("PERSONALAB_COLAB_SIM_CACHE") or Path.home() / ".cache" / "personalab" / "colab-sim")
 CLONE_PATH = "/content/persona-lab"
 #: Colab has these too; the notebook driver needs them before the setup cell has run.
@@ -131,11 +131,10 @@ def cache_key() -> str:
 
 def base_spec(uv: str, colab: dict[str, str], tmp: Path) -> list[str]:
     """Pins for the simulated runtime, at Colab's versions: the protected packages, the extras, and every package
-    of the Colab lock that Colab ships at the locked version (so the setup cell installs what it would in Colab),
-    with their dependencies."""
-    lock = read_pins(LOCK)
-    same = {n for n, v in lock.items() if n in colab and public(colab[n]) == v}
-    wanted = [n for n in colab if (is_protected(n) and not UNCONSTRAINABLE.match(n)) or n in BASE_EXTRAS or n in same]
+    of the Colab lock that Colab ships (so the setup cell installs and moves what it would in Colab), with their
+    dependencies."""
+    extra = (set(read_pins(LOCK)) & set(colab)) | set(BASE_EXTRAS)  # the lock's, also those the cell moves
+    wanted = [n for n in colab if (is_protected(n) and not UNCONSTRAINABLE.match(n)) or n in extra]
     wanted = [n for n in wanted if "://" not in colab[n]]
     (tmp / "req.txt").write_text("".join(f"{n}=={public(colab[n])}\n" for n in sorted(wanted)))
     out = tmp / "base.txt"
