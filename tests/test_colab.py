@@ -85,3 +85,44 @@ def test_doctor_in_colab_lists_protected_versions_and_drift(monkeypatch):
     assert checks["colab: ipywidgets"].value == "absent (tested: 7.7.1)"
     image = checks["Colab image"]
     assert not image.ok and "ipykernel 6.17.1 -> 7.0.0" in image.value and "a72407924822" in image.value
+
+
+def _fake_runtime(monkeypatch, tmp_path, versions, pip_rc=0):
+    """A runtime with ``versions`` installed and a pip that records its calls (and fails when ``pip_rc``)."""
+    lock = tmp_path / "colab.txt"
+    lock.write_text("# source: test\ncertifi==2026.10.19\nunsloth==2026.10.9\n")
+    runtime = tmp_path / "freeze.txt"
+    runtime.write_text("certifi==2026.7.22\nnumpy==2.1.3\n")
+    calls = []
+
+    def pip(args):
+        calls.append(args)
+        req = args[args.index("-r") + 1] if "-r" in args else None
+        if req:
+            calls.append(Path(req).read_text())
+        return subprocess.CompletedProcess(args, pip_rc, "", "ERROR: No matching distribution found for unsloth")
+
+    monkeypatch.setattr(colab, "_pip", pip)
+    monkeypatch.setattr(colab, "installed", lambda n: versions.get(n))
+    monkeypatch.setattr(colab, "_personalab_is_editable_from", lambda repo: True)
+    return lock, runtime, calls
+
+
+def test_install_adds_only_missing_pins_and_a_rerun_is_a_no_op(monkeypatch, tmp_path, capsys):
+    versions = {"certifi": "2026.7.22", "numpy": "2.1.3"}
+    lock, runtime, calls = _fake_runtime(monkeypatch, tmp_path, versions)
+    steps = colab.install(tmp_path, lock, runtime)
+    assert [str(s) for s in steps] == ["certifi 2026.7.22 -> 2026.10.19", "unsloth 2026.10.9"]
+    assert calls[1] == "certifi==2026.10.19\nunsloth==2026.10.9\n"
+    assert "installed 2 packages" in capsys.readouterr().out
+    versions.update(certifi="2026.10.19", unsloth="2026.10.9")
+    calls.clear()
+    assert colab.install(tmp_path, lock, runtime) == [] and calls == []
+    assert "nothing to install" in capsys.readouterr().out
+
+
+def test_failed_install_stops_with_pips_message_and_what_to_do(monkeypatch, tmp_path, capsys):
+    lock, runtime, _ = _fake_runtime(monkeypatch, tmp_path, {"numpy": "2.1.3"}, pip_rc=1)
+    with pytest.raises(RuntimeError, match="pip's message is printed above. What to do: Runtime > Disconnect"):
+        colab.install(tmp_path, lock, runtime)
+    assert "No matching distribution found for unsloth" in capsys.readouterr().out
