@@ -35,6 +35,10 @@ def test_local_backend_compares_three_rows_on_one_base(course, monkeypatch):
     assert {t.base_model for t in rows} == {course}
     assert rows[0].client.base_url == rows[1].client.base_url  # the same local server, the same weights
     assert T.mismatched_bases(rows) is None
+    mine = Target("my api", None, "gpt-4o-mini")
+    with_base = T.course_targets(finetuned_dir=course, base=mine)
+    assert with_base[0].name == "prompted" and with_base[-1].name == "reference: my api"
+    assert with_base[-1].base_model == "gpt-4o-mini" and mine.name == "my api"  # the caller's target is untouched
 
 
 @pytest.mark.server

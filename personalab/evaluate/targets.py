@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,8 @@ def course_targets(
     ]
     extra = [reference_target(spec)]
     if base is not None:
-        base.name = base.name if base.name.startswith("reference") else f"reference: {base.name}"
-        base.base_model = base.base_model or base.model
-        extra.append(base)
+        name = base.name if base.name.startswith("reference") else f"reference: {base.name}"
+        extra.append(replace(base, name=name, base_model=base.base_model or base.model))
     targets += [t for t in extra if t is not None]
     warning = mismatched_bases(targets)
     if warning:
