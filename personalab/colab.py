@@ -188,7 +188,8 @@ def install(repo: Path = REPO_ROOT, lock_path: Path = LOCK, runtime_list: Path =
     """Install the Colab lock's missing pieces and this repository (editable), all with ``--no-deps``.
 
     Prints what it installed and how long it took; a second run installs nothing. Raises ``RuntimeError``
-    (after printing pip's message) when pip fails or when a protected package changed anyway.
+    (after printing pip's message) when pip fails or when a protected package changed anyway, and when a
+    replaced package's compiled modules were already imported (a restart is then unavoidable: it says so).
     """
     t0 = time.perf_counter()
     lock = read_pins(lock_path)
@@ -237,10 +238,10 @@ def install(repo: Path = REPO_ROOT, lock_path: Path = LOCK, runtime_list: Path =
         )
     stale = _restart_needed([s.name for s in steps])
     if stale:
-        print(
+        raise RuntimeError(
             "Restart needed: this session had already imported "
             + ", ".join(stale)
-            + " before the install replaced it. Runtime > Restart session, then run this cell again "
-            "(it will install nothing and continue)."
+            + " before the install replaced it, so the old compiled code is still loaded. Runtime > Restart "
+            "session, then run this cell again: it will install nothing and continue."
         )
     return steps

@@ -126,3 +126,16 @@ def test_failed_install_stops_with_pips_message_and_what_to_do(monkeypatch, tmp_
     with pytest.raises(RuntimeError, match="pip's message is printed above. What to do: Runtime > Disconnect"):
         colab.install(tmp_path, lock, runtime)
     assert "No matching distribution found for unsloth" in capsys.readouterr().out
+
+
+def test_replacing_an_imported_compiled_package_asks_for_a_restart(monkeypatch, tmp_path):
+    lock, runtime, _ = _fake_runtime(monkeypatch, tmp_path, {"numpy": "2.1.3"})
+    monkeypatch.setattr(colab, "_restart_needed", lambda names: ["certifi"] if "certifi" in names else [])
+    with pytest.raises(RuntimeError, match="Restart needed: .*certifi.*run this cell again: it will install nothing"):
+        colab.install(tmp_path, lock, runtime)
+
+
+def test_restart_is_needed_only_for_loaded_compiled_code():
+    import yaml  # noqa: F401  (PyYAML ships a compiled extension and is imported here)
+
+    assert colab._restart_needed(["pyyaml", "certifi"]) == ["pyyaml"]
