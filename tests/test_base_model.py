@@ -4,6 +4,8 @@ model stands in for the GPU base."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from personalab import backends, results
@@ -42,16 +44,22 @@ def test_local_backend_compares_three_rows_on_one_base(course, monkeypatch):
 
 
 @pytest.mark.server
-def test_shared_server_is_a_reference_row_not_the_prompted_side(course, monkeypatch, local_server):
+def test_shared_server_is_a_reference_row_not_the_prompted_side(course, monkeypatch, local_server, tmp_path):
+    """A shared server serving another model is a reference row; one serving the base itself adds nothing."""
     monkeypatch.setenv("PERSONALAB_BACKEND", "remote")
     monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
     monkeypatch.setenv("PERSONALAB_MODEL", local_server.model)
+    assert [t.name for t in T.course_targets(finetuned_dir=course)] == ["prompted", "fine-tuned", "hybrid (Marketing)"]
+    other = tmp_path / "other-base"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    results.save("04", "training", {"config": {"base_model": str(other)}}, model=str(other))
+    monkeypatch.setattr(T, "local_target", lambda name, model_dir, *a, **kw: Target(name, None, "gpt-4o-mini", **kw))
     rows = T.course_targets(finetuned_dir=course)
-    assert [t.name for t in rows][:3] == ["prompted", "fine-tuned", "hybrid (Marketing)"]
-    assert rows[3].name == f"reference: {local_server.model} (shared server)"
-    assert str(rows[0].client.base_url) != local_server.base_url.rstrip("/") + "/"
-    assert {t.base_model for t in _compared(rows)} == {course}
-    assert T.mismatched_bases(rows) is None
+    assert [t.name for t in rows] == ["prompted", "fine-tuned", "hybrid (Marketing)",
+                                      f"reference: {Path(local_server.model).name} (shared server)"]
+    assert {t.base_model for t in _compared(rows)} == {str(other)}
+    assert rows[3].base_model == local_server.model and T.mismatched_bases(rows) is None
 
 
 @pytest.mark.server

@@ -94,14 +94,18 @@ def mismatched_bases(targets: list[Target]) -> str | None:
     )
 
 
-def reference_target(spec: PersonaSpec) -> Target | None:
-    """The active API or shared server as an extra, labelled row (prompted persona), or None when it is local."""
+def reference_target(spec: PersonaSpec, base_dir: Path | None = None) -> Target | None:
+    """The active API or shared server as an extra, labelled row (prompted persona). None when the backend is
+    local, or when the shared server serves the base model itself (the row would repeat the prompted one)."""
     backend = backends.active_backend()
     if backend == "local":
         return None
     model = backends.default_model(backend)
+    if base_dir is not None and Path(model).is_dir() and Path(model).resolve() == base_dir.resolve():
+        return None
+    label = Path(model).name if Path(model).is_dir() else model
     where = "OpenAI API" if backend == "openai" else "shared server"
-    return Target(f"reference: {model} ({where})", backends.client(backend), model, spec.render(), base_model=model)
+    return Target(f"reference: {label} ({where})", backends.client(backend), model, spec.render(), base_model=model)
 
 
 def course_targets(
@@ -115,8 +119,8 @@ def course_targets(
 
     The prompted row is that base model with the persona prompt, served by the course's local server (the
     embedded model on cpu, the GPU model lesson 04 fine-tuned otherwise), so the rows differ only in where the
-    persona lives. An API model (key present) or a shared server (``OPENAI_BASE_URL``), and ``base=`` if
-    given, are appended as labelled reference rows, never as the prompted side.
+    persona lives. An API model (key present) or a shared server (``OPENAI_BASE_URL``) serving another model,
+    and ``base=`` if given, are appended as labelled reference rows, never as the prompted side.
     """
     spec = spec or taskmaster()
     ov = load_overlay(overlay) if isinstance(overlay, str) else overlay
@@ -124,12 +128,13 @@ def course_targets(
     if not (tuned / "config.json").exists():
         raise InputError("not a model checkpoint (config.json missing)", path=tuned, fix=LESSON04_FIX)
     base_name = finetune_base()
+    base_dir = base_model_dir(base_name)
     targets = [
-        local_target("prompted", base_model_dir(base_name), spec.render(), base_model=base_name),
+        local_target("prompted", base_dir, spec.render(), base_model=base_name),
         local_target("fine-tuned", tuned, base_model=base_name),
         local_target(f"hybrid ({ov.name})", tuned, overlay=ov, base_model=base_name),
     ]
-    extra = [reference_target(spec)]
+    extra = [reference_target(spec, base_dir)]
     if base is not None:
         name = base.name if base.name.startswith("reference") else f"reference: {base.name}"
         extra.append(replace(base, name=name, base_model=base.base_model or base.model))
