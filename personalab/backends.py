@@ -2,7 +2,8 @@
 
 1. ``OPENAI_BASE_URL`` when set (a workshop's shared vLLM / Ollama / ``transformers serve``),
 2. the OpenAI API when a key is found and the profile is not ``cpu`` (or ``PERSONALAB_BACKEND=openai``),
-3. otherwise a local server on 127.0.0.1 serving the embedded model (started on first use, stopped at exit).
+3. otherwise a local server on 127.0.0.1 serving the profile's base model (started on first use, stopped at exit):
+   the embedded model on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`profile_base_model`).
 
 ``PERSONALAB_BACKEND`` (local | remote | openai) overrides the choice; ``PERSONALAB_MODEL`` names the model.
 The API key is read from the environment, a Colab secret or a hidden prompt; it is never printed or stored.
@@ -75,17 +76,44 @@ def local_server(model_dir: str | Path | None = None):
     return server
 
 
-def _default_local_model_dir() -> Path:
-    choice = os.environ.get("PERSONALAB_LOCAL_MODEL", "embedded")
-    if choice == "embedded":
+def base_model_dir(base: str) -> Path:
+    """A local folder for ``base``: ``"embedded"`` (built on first use), a folder, or a Hub id (downloaded once)."""
+    if base == "embedded":
         from .embedded import ensure_built
 
         return ensure_built()
+    path = Path(base).expanduser()
+    if path.exists():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(base))
+
+
+def profile_base_model() -> str:
+    """The profile's one base model (lessons 01, 02, 04, 05, 06): the embedded model on cpu, else the model
+    lesson 04 fine-tunes (``finetune.default_config().base_model``, Qwen2.5-0.5B-Instruct by default)."""
+    from .finetune import default_config
+
+    return default_config(config.detect().name).base_model
+
+
+def _default_local_model_dir() -> Path:
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or profile_base_model()
     if choice == "smollm2":
         from .smollm import convert_smollm2
 
         return convert_smollm2()
-    return checked_model_dir(choice)
+    if looks_like_path(choice):
+        return checked_model_dir(choice)
+    return base_model_dir(choice)
+
+
+def looks_like_path(choice: str) -> bool:
+    """A folder rather than the embedded model or a Hub id ("org/name")."""
+    if choice == "embedded":
+        return False
+    return choice.startswith(("/", "~", ".")) or choice.count("/") != 1 or Path(choice).expanduser().exists()
 
 
 def checked_model_dir(choice: str) -> Path:
@@ -94,8 +122,8 @@ def checked_model_dir(choice: str) -> Path:
     if not (path / "config.json").is_file():
         what = "does not exist" if not path.exists() else "holds no config.json (not a saved model)"
         raise SettingError(
-            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}; how to fix: unset it (the embedded model), or set it to "
-            "smollm2 or to a folder written by save_pretrained"
+            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}; how to fix: unset it (the profile's base model), or set "
+            "it to embedded, smollm2, a Hub id (org/name) or a folder written by save_pretrained"
         )
     return path
 

@@ -93,10 +93,12 @@ def run_checks(start_server: bool = False) -> list[Check]:
                 "unsloth",
                 has,
                 (_version("unsloth") or "missing") + ("" if p.cuda else " (its CPU mode: no GPU)"),
-                "" if has else "run `python3 dev.py course` (installs unsloth + unsloth-zoo with --no-deps), "
-                "or set PERSONALAB_TRAINER=peft to train with plain PEFT + TRL",
+                "" if has else "in Colab: run the setup cell (locks/colab.txt); elsewhere `python3 dev.py course` "
+                "(installs unsloth + unsloth-zoo with --no-deps), or set PERSONALAB_TRAINER=peft",
             )
         )
+    if p.colab:
+        checks.extend(colab_runtime_checks())
     if start_server and backend == "local" and checks_ok(checks, "local model"):
         try:
             reply = backends.ask("Add a task: water the plants", max_tokens=20)
@@ -114,11 +116,13 @@ def checks_ok(checks: list[Check], name: str) -> bool:
 
 def local_model_check() -> Check:
     """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
-    from .backends import checked_model_dir
+    from .backends import looks_like_path, checked_model_dir, profile_base_model
     from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
     from .errors import SettingError
 
-    choice = os.environ.get("PERSONALAB_LOCAL_MODEL", "embedded")
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or profile_base_model()
+    if choice != "smollm2" and not looks_like_path(choice) and choice != "embedded":
+        return Check("local model", True, f"{choice} (a Hub model: downloaded on first use, needs the network)")
     if choice == "smollm2":
         from .smollm import default_smollm2_dir
 
@@ -153,6 +157,30 @@ def local_model_check() -> Check:
             return Check("local model", True, what, "the builder changed since this build: maintainers run "
                          "`personalab model build --reference --force`")
     return Check("local model", True, what)
+
+
+def colab_runtime_checks() -> list[Check]:
+    """Colab's protected packages: this runtime's versions next to the tested Colab list, and whether it moved."""
+    from . import colab
+
+    tested = colab.read_pins(colab.RUNTIME_LIST)
+    names = sorted(n for n in tested if colab.is_protected(n) and not n.startswith(colab.PROTECTED_PREFIXES))
+    have = {n: _version(n) for n in names}
+    moved = colab.drift({n: tested[n] for n in names}, have)
+    checks = [
+        Check(f"colab: {n}", True, f"{have[n] or 'absent'} (tested: {tested[n]})")
+        for n in names
+        if "://" not in tested[n]
+    ]
+    source = colab.lock_source()
+    if moved:
+        checks.append(Check("Colab image", False, f"moved since the tested list ({source}): "
+                            + ", ".join(f"{n} {a} -> {b or 'absent'}" for n, a, b in moved),
+                            "the course keeps Colab's versions; if a lesson fails, see 'When Colab's image moved' "
+                            "in the README"))  # fmt: skip
+    else:
+        checks.append(Check("Colab image", True, f"as tested ({source})"))
+    return checks
 
 
 def report(checks: list[Check]) -> str:

@@ -18,16 +18,18 @@ SRC_DIR = REPO_ROOT / "notebooks_src"
 KINDS = ("lessons", "solutions")
 
 SETUP_CELL = """\
-# Setup. In Colab this installs the pinned, tested stack (about 2 minutes); pip's errors are printed, not hidden.
+# Setup. In Colab this adds what the course needs to Colab's own runtime (its torch, numpy, ipykernel and
+# ipywidgets are kept): locks/colab.txt, installed once per runtime; a rerun installs nothing.
 # Elsewhere it only checks the install: run `python3 dev.py course` once from the repository root.
-import subprocess, sys, os
-if "google.colab" in sys.modules and not os.path.isdir("/content/persona-lab"):
-    r = subprocess.run("git clone -q --depth 1 https://github.com/{slug} /content/persona-lab && "
-                       "pip install -q -e '/content/persona-lab[colab]'", shell=True, capture_output=True, text=True)
-    print(r.stdout[-2000:], r.stderr[-4000:])
-    if r.returncode:
-        raise RuntimeError("setup failed: pip's message is printed above")
+import os, subprocess, sys
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/persona-lab"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/{slug}", "/content/persona-lab"],
+                       check=True)
+    sys.path.insert(0, "/content/persona-lab")
     os.chdir("/content/persona-lab")
+    from personalab.colab import install
+    install()
 from personalab.notebook import setup
 profile = setup()"""
 

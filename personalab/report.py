@@ -110,6 +110,21 @@ class Report:
     evidence: list[str] = field(default_factory=list)
     figures: list[Any] = field(default_factory=list)  # report_figures.Figure
     figures_missing: list[str] = field(default_factory=list)
+    bases: dict[str, str] = field(default_factory=dict)  # lesson 05's row -> its base model
+
+    @property
+    def base_lines(self) -> list[str]:
+        """The base model of every lesson 05 row, and a warning when the compared rows' bases differ."""
+        if not self.bases:
+            return []
+        lines = [f"{name}: {_model_name(base)}" + (" (reference row, not part of the comparison)"
+                                                   if name.startswith("reference") else "")
+                 for name, base in self.bases.items()]  # fmt: skip
+        compared = {b for n, b in self.bases.items() if not n.startswith("reference")}
+        if len(compared) > 1:
+            lines.append("WARNING: the compared rows sit on different base models, so the difference measured "
+                         "is not prompt vs weights alone")  # fmt: skip
+        return lines
 
     @property
     def missing_lessons(self) -> list[str]:
@@ -133,6 +148,8 @@ class Report:
                   "by design, qualitative, not measured, or missing (run that lesson).", ""]
         if self.missing_lessons:
             lines += [f"Missing: run lesson(s) {', '.join(self.missing_lessons)} to fill the empty cells.", ""]
+        if self.base_lines:
+            lines += ["Base model of every lesson 05 row:", "", *[f"- {_md(b)}" for b in self.base_lines], ""]
         if self.evidence or self.framework:
             lines += ["## The decision framework on your numbers", ""]
             lines += [f"- {e}" for e in self.evidence] or ["- nothing measured yet: the article's thresholds apply"]
@@ -172,6 +189,9 @@ class Report:
                  "<h1>Persona Lab: system prompt vs fine-tuning, measured</h1>",
                  f"<p>Generated {html.escape(self.generated_at)} from the results saved by the lessons.</p>",
                  self._table_html()]
+        if self.base_lines:
+            parts.append("<p>Base model of every lesson 05 row:</p><ul>"
+                         + "".join(f"<li>{html.escape(b)}</li>" for b in self.base_lines) + "</ul>")
         if self.evidence or self.framework:
             parts.append("<h2>The decision framework on your numbers</h2><ul>")
             parts += [f"<li>{html.escape(e)}</li>" for e in self.evidence] or [
@@ -531,7 +551,7 @@ def build(records: Records | None = None, *, framework: bool = True) -> Report:
             what = SOURCES.get(key) or OTHER_SOURCES.get(key, "saved result")
             used[key] = (f"{what}: {_model_name(rec.get('model'))} · "
                          f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
-    rep = Report(rows, used)
+    rep = Report(rows, used, bases=dict((_data(records, "05/drift") or {}).get("bases") or {}))
     rep.figures, rep.figures_missing = report_figures.build(records)
     if framework:
         from .decision import quick_reference

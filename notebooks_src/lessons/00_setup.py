@@ -6,7 +6,7 @@
 #
 # | profile | when | who answers your requests | what gets fine-tuned |
 # | --- | --- | --- | --- |
-# | `colab-gpu` / `gpu` | a CUDA GPU is present | the OpenAI API if you have a key, otherwise a local server | a small instruct model, with Unsloth |
+# | `colab-gpu` / `gpu` | a CUDA GPU is present | the OpenAI API if you have a key, otherwise a local server on the GPU serving the model lesson 04 fine-tunes (Qwen2.5-0.5B-Instruct) | a small instruct model, with Unsloth |
 # | `cpu` | no GPU (workshops, CI, laptops) | a local OpenAI-compatible server on 127.0.0.1 | the course's embedded model, with PEFT + TRL |
 #
 # The code you call is the same in every profile: only settings change. The setup cell above printed the

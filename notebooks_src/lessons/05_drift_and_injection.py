@@ -30,8 +30,11 @@ print("measured on:", results.hardware())
 # %% [markdown]
 # ## The three targets
 #
-# `course_targets()` reads where lesson 04 saved the fine-tuned model and serves it next to the base
-# model. If lesson 04 has not been run on this machine it stops with an error that says so.
+# `course_targets()` reads where lesson 04 saved the fine-tuned model and serves it next to the base model
+# lesson 04 started from, so all three rows share one base and differ only in where the persona lives (the
+# prompt, the weights, or both). If an OpenAI key or a shared server (`OPENAI_BASE_URL`) is set, that model
+# is added as a fourth row labelled `reference`: useful context, but not part of the prompt-vs-weights
+# comparison. Every row prints its base model; the report names it too.
 
 # %%
 targets = evaluate.course_targets(spec, overlay="marketing")
@@ -242,7 +245,8 @@ for t in injection.targets:
 # resistance, prompt leakage), each stamped with the model and hardware it came from.
 
 # %%
-saved = evaluate.save_results(drift, injection, agreement, policies=policies, model=targets[0].model)
+saved = evaluate.save_results(drift, injection, agreement, policies=policies, model=targets[0].model,
+                              targets=targets)
 for name, path in saved.items():
     print(name, "->", path)
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,16 +99,18 @@ def suite_settings(quick: bool | None = None) -> SuiteSettings:
 
 def save_results(drift: DriftResult | None = None, injection: InjectionResult | None = None,
                  agreement_report: AgreementReport | None = None, *, policies: DriftResult | None = None,
-                 model: str | None = None) -> dict[str, Any]:
+                 model: str | None = None, targets: Sequence[Target] | None = None) -> dict[str, Any]:
     """Save what lesson 05 measured for lesson 06: ``05/drift``, ``05/injection``, ``05/scorers``,
-    ``05/context_policies``. Returns the paths written."""
+    ``05/context_policies``. ``targets`` records the base model of every row (``bases``, for the report).
+    Returns the paths written."""
     from .. import results
 
+    bases = {"bases": {t.name: t.base_model for t in targets}} if targets else {}
     out = {}
     if drift is not None:
-        out["drift"] = results.save("05", "drift", drift.to_json(), model=model)
+        out["drift"] = results.save("05", "drift", {**drift.to_json(), **bases}, model=model)
     if injection is not None:
-        out["injection"] = results.save("05", "injection", injection.to_json(), model=model)
+        out["injection"] = results.save("05", "injection", {**injection.to_json(), **bases}, model=model)
     if agreement_report is not None:
         out["scorers"] = results.save("05", "scorers", {"n": agreement_report.n, "rows": agreement_report.rows,
                                                         "pairwise": agreement_report.pairwise}, model=model)

@@ -95,6 +95,8 @@ class Target:
     count_tokens: Callable[[Sequence[Message]], int] | None = None
     rates: Any = None
     fingerprint: str = ""
+    #: the base model this row is built on (named in the matrix and report; lesson 05's rows must share it)
+    base_model: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -136,7 +138,8 @@ class Target:
     def describe(self) -> str:
         prompt = self.system()
         what = "no system prompt" if prompt is None else f"system prompt of {len(prompt)} characters"
-        return f"{self.name}: {Path(self.model).name if _model_dir(self.model) else self.model}, {what}"
+        base = f", base {Path(self.base_model).name or self.base_model}" if self.base_model else ""
+        return f"{self.name}: {Path(self.model).name if _model_dir(self.model) else self.model}{base}, {what}"
 
 
 def canary_line(canary: str) -> str:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,47 @@ def local_target(name: str, model_dir: str | Path, system_prompt: str | None = N
     return Target(name, client, server.model, system_prompt, overlay, **kwargs)
 
 
+def finetune_base() -> str:
+    """The base model lesson 04 fine-tuned (its saved ``04/training`` config), else the profile's default."""
+    record = results.load("04", "training") or {}
+    data = record.get("data") or {}
+    base = (data.get("config") or {}).get("base_model") or data.get("base_model")
+    if base:
+        return str(base)
+    from ..finetune import default_config
+
+    return default_config().base_model
+
+
+def base_model_dir(base: str) -> Path:
+    """A local folder for ``base`` (see :func:`personalab.backends.base_model_dir`)."""
+    return backends.base_model_dir(base)
+
+
+def mismatched_bases(targets: list[Target]) -> str | None:
+    """A one-line warning when lesson 05's compared rows (all but reference rows) sit on different bases."""
+    compared = {t.name: t.base_model for t in targets if not t.name.startswith("reference")}
+    if len(set(compared.values())) <= 1:
+        return None
+    return "base models differ, so the comparison is not prompt vs weights: " + ", ".join(
+        f"{name} on {base or '?'}" for name, base in compared.items()
+    )
+
+
+def reference_target(spec: PersonaSpec, base_dir: Path | None = None) -> Target | None:
+    """The active API or shared server as an extra, labelled row (prompted persona). None when the backend is
+    local, or when the shared server serves the base model itself (the row would repeat the prompted one)."""
+    backend = backends.active_backend()
+    if backend == "local":
+        return None
+    model = backends.default_model(backend)
+    if base_dir is not None and Path(model).is_dir() and Path(model).resolve() == base_dir.resolve():
+        return None
+    label = Path(model).name if Path(model).is_dir() else model
+    where = "OpenAI API" if backend == "openai" else "shared server"
+    return Target(f"reference: {label} ({where})", backends.client(backend), model, spec.render(), base_model=model)
+
+
 def course_targets(
     spec: PersonaSpec | None = None,
     *,
@@ -73,21 +115,31 @@ def course_targets(
     finetuned_dir: str | Path | None = None,
     base: Target | None = None,
 ) -> list[Target]:
-    """[prompted, fine-tuned, hybrid] for ``spec`` (default TaskMaster).
+    """[prompted, fine-tuned, hybrid] for ``spec`` (default TaskMaster), all on the base lesson 04 fine-tuned.
 
-    The base model is the active backend (in the cpu profile: the embedded model, which is also what
-    lesson 04 fine-tuned); pass ``base=`` to use another. The fine-tuned model comes from lesson 04's
-    saved results unless ``finetuned_dir`` names a checkpoint folder.
+    The prompted row is that base model with the persona prompt, served by the course's local server (the
+    embedded model on cpu, the GPU model lesson 04 fine-tuned otherwise), so the rows differ only in where the
+    persona lives. An API model (key present) or a shared server (``OPENAI_BASE_URL``) serving another model,
+    and ``base=`` if given, are appended as labelled reference rows, never as the prompted side.
     """
     spec = spec or taskmaster()
     ov = load_overlay(overlay) if isinstance(overlay, str) else overlay
     tuned = Path(finetuned_dir) if finetuned_dir is not None else ensure_finetuned()
     if not (tuned / "config.json").exists():
         raise InputError("not a model checkpoint (config.json missing)", path=tuned, fix=LESSON04_FIX)
-    if base is None:
-        base = Target("prompted", backends.client(), backends.default_model(), spec.render())
-    return [
-        base,
-        local_target("fine-tuned", tuned),
-        local_target(f"hybrid ({ov.name})", tuned, overlay=ov),
+    base_name = finetune_base()
+    base_dir = base_model_dir(base_name)
+    targets = [
+        local_target("prompted", base_dir, spec.render(), base_model=base_name),
+        local_target("fine-tuned", tuned, base_model=base_name),
+        local_target(f"hybrid ({ov.name})", tuned, overlay=ov, base_model=base_name),
     ]
+    extra = [reference_target(spec, base_dir)]
+    if base is not None:
+        name = base.name if base.name.startswith("reference") else f"reference: {base.name}"
+        extra.append(replace(base, name=name, base_model=base.base_model or base.model))
+    targets += [t for t in extra if t is not None]
+    warning = mismatched_bases(targets)
+    if warning:
+        print("WARNING: " + warning)
+    return targets

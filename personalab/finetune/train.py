@@ -91,9 +91,10 @@ def import_unsloth() -> Any:
         import unsloth  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as exc:
         raise InputError(f"Unsloth is not installed ({exc})", field="backend",
-                         fix="`python3 dev.py course` installs it (pip install --no-deps unsloth unsloth-zoo at the "
-                         "versions in constraints.txt; Colab's setup cell does the same), or train with plain "
-                         f"PEFT + TRL: {C.TRAINER_ENV}=peft or backend='peft'") from None
+                         fix="in Colab run the notebook's setup cell (it installs unsloth from locks/colab.txt); "
+                         "elsewhere `python3 dev.py course` installs it (pip install --no-deps unsloth unsloth-zoo "
+                         "at constraints.txt's versions), or train with plain PEFT + TRL: "
+                         f"{C.TRAINER_ENV}=peft or backend='peft'") from None
     if early:
         print(f"note: {', '.join(early)} was imported before Unsloth; call personalab.finetune.prepare() "
               "first in a fresh kernel for all of Unsloth's speed-ups")
