@@ -175,9 +175,10 @@ class Report:
             art = (f"<td style='color:#666'><i>prompt:</i> {html.escape(r.article[0])}<br>"
                    f"<i>fine-tuned:</i> {html.escape(r.article[1])}</td>")
             body.append(f"<tr><th style='text-align:left'>{html.escape(r.dimension)}</th>{tds}{art}</tr>")
+        grey = any(not c.available for r in self.rows for c in r.cells.values())
+        legend = "Grey cells: not measured or missing (run that lesson). " if grey else ""
         return (f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
-                "<p style='font-size:85%'>Grey cells: not measured or missing (run that lesson). "
-                "Every figure names the model and hardware it came from.</p>")
+                f"<p style='font-size:85%'>{legend}Every figure names the model and hardware it came from.</p>")
 
     def _repr_html_(self) -> str:
         return self._table_html()
@@ -289,7 +290,8 @@ def _target(names: Any, prefix: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------- rows
 def _setup(r: Records) -> dict[str, Cell]:
-    sp = not_measured("no lesson times writing a prompt (lesson 01 hands you a finished spec)")
+    sp = Cell("no training run: the prompt is live on its first request (writing it is your own time, which no "
+              "lesson times)", status="by design")
     ds = _data(r, "03/dataset")
     tr = _data(r, "04/training")
     if tr is None:
@@ -442,8 +444,8 @@ def _flexibility(r: Records) -> dict[str, Cell]:
     if tr is None:
         ft = missing("04/training")
     else:
-        ft = Cell(f"a retraining run: {_seconds(tr.get('wall_s'))} (training only; new data, evaluation and "
-                  "redeployment not measured)", origin(r, "04/training", tr.get("base_model")))
+        ft = Cell(f"a retraining run: {_seconds(tr.get('wall_s'))} (the training alone; collecting new data, "
+                  "evaluating and redeploying come on top)", origin(r, "04/training", tr.get("base_model")))
     if ch is None and tr is None:
         hy = missing("06/change")
     else:

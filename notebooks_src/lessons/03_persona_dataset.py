@@ -79,12 +79,15 @@ for request in [train_requests[0], next(r for r in train_requests if r.multi_tur
 
 # %%
 import json
+import time
 
 from personalab.dataset import generate
 
+started = time.perf_counter()
 train_examples = generate(train_requests, spec, injection_ratio=0.1)
 eval_examples = generate(eval_requests, spec, injection_ratio=0.1)
-print(len(train_examples), "train and", len(eval_examples), "eval examples")
+build_s = time.perf_counter() - started  # lesson 06 compares it with the fine-tuning run's time
+print(len(train_examples), "train and", len(eval_examples), f"eval examples in {build_s:.1f} s")
 print(json.dumps(train_examples[0], indent=1))
 
 # %%
@@ -123,8 +126,10 @@ print(f"marker coverage of the teacher's replies: {marker_coverage(teacher_examp
 # %% tags=["llm"]
 METHOD = "teacher" if profile.backend == "openai" else "offline"
 if METHOD == "teacher":
+    started = time.perf_counter()
     train_examples = generate(train_requests, spec, method="teacher", teacher=teacher, injection_ratio=0.1)
     eval_examples = generate(eval_requests, spec, method="teacher", teacher=teacher, injection_ratio=0.1)
+    build_s = time.perf_counter() - started
 print("dataset written by:", METHOD)
 
 # %% [markdown]
@@ -271,6 +276,7 @@ print("train:", paths.train, "\neval: ", paths.eval)
 # %%
 saved = results.save("03", "dataset", {
     "method": METHOD,
+    "build_s": round(build_s, 2),
     "train_examples": len(train_examples),
     "eval_examples": len(eval_examples),
     "max_seq_length": MAX_SEQ_LENGTH,
