@@ -116,7 +116,7 @@ def checks_ok(checks: list[Check], name: str) -> bool:
 
 def local_model_check() -> Check:
     """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
-    from .backends import looks_like_path, checked_model_dir, profile_base_model
+    from .backends import checked_model_dir, looks_like_path, profile_base_model
     from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
     from .errors import SettingError
 

@@ -102,8 +102,8 @@ def test_full_results_fill_every_measured_cell(res_dir):
     # numbers come from the files, with model and hardware
     assert "61.5 s" in text(rep, "setup cost", "fine-tuning") and "$1.50" in text(rep, "setup cost", "fine-tuning")
     assert "embedded-v2" in rep.cell("setup cost", "fine-tuning").origin
-    assert "dataset building: not measured" in text(rep, "setup cost", "fine-tuning")
-    assert rep.cell("setup cost", "system prompt").status == "not measured"
+    assert "dataset: 800 ms" in text(rep, "setup cost", "fine-tuning")
+    assert rep.cell("setup cost", "system prompt").status == "by design"
     assert "+6.0 ms" in text(rep, "latency", "system prompt")  # 2.5 ms/100 tokens x 240 tokens
     assert HW in rep.cell("latency", "system prompt").origin
     assert "+0.9 to +1.0 ms" in text(rep, "latency", "hybrid")  # overlays of 36-40 tokens
