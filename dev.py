@@ -3,6 +3,7 @@
 
     python3 dev.py course   # set up .venv, then run every lesson headless into build/
     python3 dev.py test     # set up .venv, then run the whole test suite (what CI runs)
+    python3 dev.py colab-sim  # simulate Colab's GPU runtime: its setup cell, lessons 00-03 and Unsloth in it (CI runs it)
     python3 dev.py lock     # maintainers: re-resolve constraints.txt from pyproject.toml (needs the network)
 
 The set-up never runs a dependency resolver: constraints.txt is a complete lock (every package and
@@ -128,19 +129,22 @@ def lock() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("course", "test", "lock"):
+    if not argv or argv[0] not in ("course", "test", "lock", "colab-sim"):
         print(__doc__)
         return 2
     if argv[0] == "lock":
         return lock()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     setup()
+    if argv[0] == "colab-sim":  # tools/colab_sim.py is standard-library only; it needs uv from .venv
+        sim = [sys.executable, ROOT / "tools" / "colab_sim.py", "--uv", BIN / "uv", *argv[1:]]
+        return subprocess.run([str(c) for c in sim], cwd=ROOT).returncode
     if argv[0] == "course":
         return subprocess.run([BIN / "personalab", "run-course", *argv[1:]], env=env, cwd=ROOT).returncode
     # Tests never reuse models, replies or results cached by an earlier run (~/.cache/personalab).
     home = tempfile.mkdtemp(prefix="personalab-test-home-")
     env.setdefault("PERSONALAB_HOME", home)
-    sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "dev.py", cwd=ROOT)
+    sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "tools", "dev.py", cwd=ROOT)
     sh(BIN / "personalab", "notebooks", "check", cwd=ROOT, env=env)
     cmd = [
         PY,

@@ -18,7 +18,7 @@
 4. Runs lessons 01-03 and solutions 01-03 (their checks) on the ``cpu`` profile, verifies that lesson 02's
    cost explorer was built as an ipywidgets 7.7.1 widget, and imports Unsloth.
 
-Standard library only. Cache: $PERSONALAB_COLAB_SIM_CACHE (default ~/.cache/personalab/colab-sim), one
+Standard library only. Cache: $PERSONALAB_COLAB_SIM_CACHE (default ~/.cache/personalab-envs/colab-sim), one
 base environment (about 5 GB; older ones are removed). The setup cell's own downloads are not cached: the
 run installs exactly what a fresh Colab runtime would. A summary with measured sizes and times is printed and
 written to build/colab-sim.json.
@@ -47,7 +47,7 @@ from colab_lock import PLATFORM, PYTHON_VERSION, UNCONSTRAINABLE, find_uv  # noq
 from personalab.colab import LOCK, PROTECTED, RUNTIME_LIST, is_protected, normalize, public, read_pins  # noqa: E402
 
 RECIPE = "5"  # bump to rebuild every cached base environment
-CACHE = Path(os.environ.get("PERSONALAB_COLAB_SIM_CACHE") or Path.home() / ".cache" / "personalab" / "colab-sim")
+CACHE = Path(os.environ.get("PERSONALAB_COLAB_SIM_CACHE") or Path.home() / ".cache" / "personalab-envs" / "colab-sim")
 CLONE_PATH = "/content/persona-lab"
 #: Colab has these too; the notebook driver needs them before the setup cell has run.
 BASE_EXTRAS = ("nbclient", "nbformat")
