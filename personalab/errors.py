@@ -43,6 +43,10 @@ class InputError(ValueError):
 class SettingError(ValueError):
     """An environment setting (``PERSONALAB_*``) has a value the course cannot use; the message says how to fix it."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this one line instead of a traceback (the message already says what to do)."""
+        return [f"SettingError: {self}"]
+
 
 class BackendError(RuntimeError):
     """The chat backend (local server, OpenAI, a workshop server) could not be used."""

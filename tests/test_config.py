@@ -79,3 +79,15 @@ def test_bad_profile_is_one_line_on_the_command_line(monkeypatch, capsys):
     assert main(["doctor"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "PERSONALAB_PROFILE='bogus'" in err and "Traceback" not in err
+
+
+def test_bad_setting_shows_one_line_in_a_notebook(monkeypatch):
+    """IPython renders ``_render_traceback_`` instead of a traceback: the setup cell shows one clear line."""
+    from personalab.errors import SettingError
+    from personalab.notebook import setup
+
+    monkeypatch.setenv("PERSONALAB_PROFILE", "bogus")
+    with pytest.raises(SettingError) as err:
+        setup(quiet=True)
+    assert err.value._render_traceback_() == [f"SettingError: {err.value}"]
+    assert "how to fix" in str(err.value)
