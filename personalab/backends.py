@@ -56,8 +56,7 @@ def active_backend() -> str:
     if override:
         if override not in BACKENDS:
             raise SettingError(
-                f"PERSONALAB_BACKEND={override!r} is not a backend; how to fix: unset it or set one of "
-                f"{', '.join(BACKENDS)}"
+                f"PERSONALAB_BACKEND={override!r} is not a backend", fix=f"unset it or set one of {', '.join(BACKENDS)}"
             )
         return override
     return config.detect().backend
@@ -122,8 +121,9 @@ def checked_model_dir(choice: str) -> Path:
     if not (path / "config.json").is_file():
         what = "does not exist" if not path.exists() else "holds no config.json (not a saved model)"
         raise SettingError(
-            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}; how to fix: unset it (the profile's base model), or set "
-            "it to embedded, smollm2, a Hub id (org/name) or a folder written by save_pretrained"
+            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}",
+            fix="unset it (the profile's base model), or set it to embedded, smollm2, a Hub id (org/name) or a "
+            "folder written by save_pretrained",
         )
     return path
 

@@ -82,8 +82,7 @@ def detect() -> Profile:
     if override:
         if override not in PROFILES:
             raise SettingError(
-                f"PERSONALAB_PROFILE={override!r} is not a profile; how to fix: unset it or set one of "
-                f"{', '.join(PROFILES)}"
+                f"PERSONALAB_PROFILE={override!r} is not a profile", fix=f"unset it or set one of {', '.join(PROFILES)}"
             )
         name = override
     else:

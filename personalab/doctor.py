@@ -9,6 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from . import config
+from .errors import SettingError
 
 
 @dataclass
@@ -67,10 +68,10 @@ def run_checks(start_server: bool = False) -> list[Check]:
     try:
         backend = backends.active_backend()
         checks.append(Check("chat backend", True, backends.describe()))
-    except Exception as exc:  # bad override
+    except Exception as exc:  # a bad override (SettingError says what to fix)
         backend = None
-        problem, _, fix = str(exc).partition("; how to fix: ")
-        checks.append(Check("chat backend", False, problem, fix or "fix PERSONALAB_BACKEND"))
+        checks.append(Check("chat backend", False, getattr(exc, "problem", str(exc)),
+                            getattr(exc, "fix", "fix PERSONALAB_BACKEND")))
     if p.api_key and p.name == "cpu" and backend == "local":
         checks[-1].fix = "a key is set but the cpu profile stays local; PERSONALAB_BACKEND=openai uses the API"
     if backend == "remote":
@@ -118,7 +119,6 @@ def local_model_check() -> Check:
     """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
     from .backends import checked_model_dir, looks_like_path, profile_base_model
     from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
-    from .errors import SettingError
 
     choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or profile_base_model()
     if choice != "smollm2" and not looks_like_path(choice) and choice != "embedded":
@@ -139,8 +139,7 @@ def local_model_check() -> Check:
         try:
             path = checked_model_dir(choice)
         except SettingError as exc:
-            return Check("local model", False, str(exc).split("; how to fix: ")[0],
-                         str(exc).split("; how to fix: ")[-1])
+            return Check("local model", False, exc.problem, exc.fix)
     try:
         from transformers import AutoConfig, AutoTokenizer
 

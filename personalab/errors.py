@@ -41,7 +41,11 @@ class InputError(ValueError):
 
 
 class SettingError(ValueError):
-    """An environment setting (``PERSONALAB_*``) has a value the course cannot use; the message says how to fix it."""
+    """An environment setting (``PERSONALAB_*``) has a value the course cannot use: ``problem`` and ``fix``."""
+
+    def __init__(self, problem: str, *, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}; how to fix: {fix}")
 
     def _render_traceback_(self) -> list[str]:
         """IPython shows this one line instead of a traceback (the message already says what to do)."""
