@@ -65,8 +65,8 @@ def solution_01() -> tuple[str, list[str]]:
     return yaml_text, requests
 
 
-def steering_and_ex01(base_url: str, model: str) -> dict:
-    """Marker rates on the held-out requests (with, without, control prompt) and ex01 q4's verdicts."""
+def steering_and_ex01(base_url: str, model: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Marker rates on the held-out requests (with, without, control prompt) and ex01 q4's own measurement."""
     import openai
 
     from personalab.checks import ex01
@@ -83,18 +83,12 @@ def steering_and_ex01(base_url: str, model: str) -> dict:
         progress=False,
     ).marker_rates(tm)
     yaml_text, requests = solution_01()
-    spec = ex01.spec_from(yaml_text)
-    prompt = persona.render_system_prompt(spec)
-    good = 0
-    for r in requests:
-        with_p = client.chat.completions.create(
-            model=model, messages=[{"role": "system", "content": prompt}, {"role": "user", "content": r}],
-            **ex01.REQUEST_PARAMS,
-        ).choices[0].message.content or ""
-        without = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": r}], **ex01.REQUEST_PARAMS
-        ).choices[0].message.content or ""
-        good += persona.has_marker(with_p, spec) and not persona.has_marker(without, spec)
+    # the check's own measurement, pointed at this server (its memo is keyed by base URL and model)
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    monkeypatch.setenv("PERSONALAB_MODEL", model)
+    monkeypatch.setenv("PERSONALAB_BACKEND", "remote")
+    m = ex01.measure(ex01.spec_from(yaml_text), requests)
+    good = sum(w and not wo for w, wo in zip(m["with"], m["without"], strict=True))
     return {"rates": rates, "ex01_good": good, "ex01_requests": len(requests)}
 
 
@@ -123,19 +117,19 @@ def test_checks_hold_under_every_cpu_kernel(capability: str, monkeypatch: pytest
 
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
     with LocalServer(REFERENCE_DIR) as server:
-        result = steering_and_ex01(server.base_url, server.model)
+        result = steering_and_ex01(server.base_url, server.model, monkeypatch)
     print(f"\nATEN_CPU_CAPABILITY={capability}: {result}")
     assert_steers(result)
 
 
 @pytest.mark.slow
-def test_a_rebuild_steers_like_the_reference(tmp_path: Path) -> None:
+def test_a_rebuild_steers_like_the_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`personalab model build` from scratch on this machine gives a model that passes the same checks."""
     from personalab.server import LocalServer
 
     out = build(tmp_path / "rebuilt", progress=False)
     assert read_build_info(out)["source_sha256"] == source_hash()
     with LocalServer(out) as server:
-        result = steering_and_ex01(server.base_url, server.model)
+        result = steering_and_ex01(server.base_url, server.model, monkeypatch)
     print(f"\nrebuilt on this machine: {result}")
     assert_steers(result)
