@@ -1,9 +1,29 @@
-"""What else is busy on the machine while a benchmark runs (shared by the benchmark scripts)."""
+"""Shared by the benchmark scripts: what else is busy on the machine, and one worker process per measured run."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
+
+RESULT_PREFIX = "RESULT "
+
+
+def print_result(result: dict) -> None:
+    """A worker's last word: its result as one ``RESULT {json}`` line on stdout."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_worker(cmd: list[str], backend: str) -> dict:
+    """Run one worker in its own process and return its result (or ``{"backend", "error"}`` with its output shown)."""
+    print("+", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if r.returncode or not lines:
+        print(r.stdout[-4000:])
+        return {"backend": backend, "error": f"exit {r.returncode}"}
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
 def busy_processes(threshold: float = 10.0) -> list[str]:

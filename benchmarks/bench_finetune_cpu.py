@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,8 @@ os.environ["PERSONALAB_FORCE_CPU"] = "1"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _machine import busy_processes  # noqa: E402  (benchmarks/ is the script's folder)
+import _machine  # noqa: E402  (benchmarks/ is the script's folder)
+from _machine import busy_processes  # noqa: E402
 
 SECTION = "## Fine-tuning on CPU: Unsloth vs PEFT + TRL (`bench_finetune_cpu.py`)"
 HEADER = ("| date | hardware | backend | threads | steps | setup s | train s | s/step | tokens/s | peak RSS MB "
@@ -70,13 +70,7 @@ def run_worker(backend: str, args: argparse.Namespace, out_dir: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", backend, "--threads", str(args.threads), "--out", str(out_dir)]
     if args.steps:
         cmd += ["--steps", str(args.steps)]
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    if r.returncode or not lines:
-        print(r.stdout[-4000:])
-        return {"backend": backend, "error": f"exit {r.returncode}"}
-    return json.loads(lines[-1][len("RESULT "):])
+    return _machine.run_worker(cmd, backend)
 
 
 # ------------------------------------------------------------------------------------------- recording
@@ -124,7 +118,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker, args.steps, args.threads, args.out)), flush=True)
+        _machine.print_result(worker(args.worker, args.steps, args.threads, args.out))
         return 0
 
     from personalab import finetune

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,9 @@ os.environ.pop("PERSONALAB_FORCE_CPU", None)
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import _machine  # noqa: E402  (benchmarks/ holds the shared helpers)
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
             "bitsandbytes", "triton", "xformers")
@@ -95,13 +97,7 @@ def worker(backend: str, model: str, steps: int, batch: int, optim: str, lr: flo
 def run_worker(backend: str, args: argparse.Namespace, out_dir: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", backend, "--model", args.model, "--steps", str(args.steps),
            "--batch", str(args.batch), "--optim", args.optim, "--lr", str(args.lr), "--out", str(out_dir / backend)]
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    if r.returncode or not lines:
-        print(r.stdout[-4000:])
-        return {"backend": backend, "error": f"exit {r.returncode}"}
-    return json.loads(lines[-1][len("RESULT "):])
+    return _machine.run_worker(cmd, backend)
 
 
 def append_results(path: Path, record: dict) -> None:
@@ -145,7 +141,7 @@ def main() -> int:
         return check()
     if args.worker:
         res = worker(args.worker, args.model, args.steps, args.batch, args.optim, args.lr, args.out)
-        print("RESULT " + json.dumps(res), flush=True)
+        _machine.print_result(res)
         return 0
 
     import torch
