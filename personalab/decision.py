@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import InputError
+from .evidence import Evidence, duration
 
 SYSTEM_PROMPT = "system prompt"
 FINE_TUNING = "fine-tuning"
@@ -66,59 +67,6 @@ class Thresholds:
 
 
 ARTICLE_THRESHOLDS = Thresholds()
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the learner measured (every field optional; ``*_source`` says model and hardware).
-
-    ``break_even_requests``: the monthly volume above which fine-tuning is cheaper (lesson 02's cost model);
-    ``break_even_never``: fine-tuning is never cheaper at these prices. ``injection_held`` and
-    ``drift_late_score``: ``{"prompted": rate, "fine-tuned": rate}`` from lesson 05. ``retrain_s`` (lesson 04)
-    and ``prompt_change_s`` (lesson 06): what one persona change took.
-    """
-
-    break_even_requests: float | None = None
-    break_even_never: bool = False
-    cost_source: str = ""
-    injection_held: Mapping[str, float] | None = None
-    injection_source: str = ""
-    drift_late_score: Mapping[str, float] | None = None
-    drift_source: str = ""
-    retrain_s: float | None = None
-    retrain_source: str = ""
-    prompt_change_s: float | None = None
-    prompt_change_source: str = ""
-
-    @property
-    def cost_known(self) -> bool:
-        return self.break_even_never or self.break_even_requests is not None
-
-    @classmethod
-    def from_results(cls, records: Mapping[str, Any] | None = None) -> Evidence:
-        """Evidence from saved results (``personalab.results.load_all()`` by default); missing lessons add nothing."""
-        from . import report
-
-        return report.evidence(records)
-
-    def describe(self) -> list[str]:
-        """One line per measured number (empty when nothing was measured)."""
-        out = []
-        if self.break_even_never:
-            out.append(f"cost: fine-tuning never cheaper per request ({self.cost_source})")
-        elif self.break_even_requests is not None:
-            out.append(f"cost: fine-tuning cheaper above {self.break_even_requests:,.0f} requests/month "
-                       f"({self.cost_source})")
-        if self.injection_held:
-            out.append(f"injection: persona held {_pair(self.injection_held)} ({self.injection_source})")
-        if self.drift_late_score:
-            out.append(f"drift: adherence in the last turns {_pair(self.drift_late_score, pct=False)} "
-                       f"({self.drift_source})")
-        if self.retrain_s is not None:
-            out.append(f"retraining: {_duration(self.retrain_s)} ({self.retrain_source})")
-        if self.prompt_change_s is not None:
-            out.append(f"prompt change: {_duration(self.prompt_change_s)} ({self.prompt_change_source})")
-        return out
 
 
 @dataclass(frozen=True)
@@ -241,9 +189,9 @@ def _stability_factor(per_month: float, label: str, t: Thresholds, ev: Evidence 
     measured = False
     if ev is not None and ev.retrain_s is not None:
         measured = True
-        cost = f"; one retraining took {_duration(ev.retrain_s)} ({ev.retrain_source})"
+        cost = f"; one retraining took {duration(ev.retrain_s)} ({ev.retrain_source})"
         if ev.prompt_change_s is not None:
-            cost += f" against {_duration(ev.prompt_change_s)} for a prompt edit ({ev.prompt_change_source})"
+            cost += f" against {duration(ev.prompt_change_s)} for a prompt edit ({ev.prompt_change_source})"
     if per_month >= t.frequent_changes:
         return Factor("stability", SYSTEM_PROMPT, f"the persona changes {label} (weekly or more often): a prompt "
                       f"edit is live on the next request, a fine-tuned model must be retrained each time{cost}",
@@ -403,22 +351,6 @@ def quick_reference(evidence: Evidence | None = None) -> list[dict[str, str]]:
             why += f" — {rec.reasons[1]}"
         rows.append({"scenario": scenario, "article": article, "framework": rec.approach, "why": why})
     return rows
-
-
-# --------------------------------------------------------------------------------------------- formatting
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _pair(pair: Mapping[str, float], pct: bool = True) -> str:
-    fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
-    return ", ".join(f"{k} {fmt(v)}" for k, v in pair.items())
 
 
 # --------------------------------------------------------------------------------------------- widget

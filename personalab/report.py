@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from . import plots, report_figures
+from .decision import quick_reference
+from .evidence import Evidence, cost_comparison, duration
 from .io import atomic_write_bytes, atomic_write_text
-
-Records = Mapping[str, Mapping[str, Any]]
+from .results import Records, model_name, origin, record_data, target_named
 
 #: What each lesson saves that the report reads (``lesson/name``).
 SOURCES = {
@@ -117,7 +118,7 @@ class Report:
         """The base model of every lesson 05 row, and a warning when the compared rows' bases differ."""
         if not self.bases:
             return []
-        lines = [f"{name}: {_model_name(base)}" + (" (reference row, not part of the comparison)"
+        lines = [f"{name}: {model_name(base)}" + (" (reference row, not part of the comparison)"
                                                    if name.startswith("reference") else "")
                  for name, base in self.bases.items()]  # fmt: skip
         compared = {b for n, b in self.bases.items() if not n.startswith("reference")}
@@ -245,36 +246,12 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-# --------------------------------------------------------------------------------------------- reading
-def _data(records: Records, key: str) -> dict[str, Any] | None:
-    rec = records.get(key)
-    return dict(rec.get("data") or {}) if isinstance(rec, Mapping) else None
-
-
-def _model_name(model: Any) -> str:
-    """A model name for a cell: a checkpoint folder by its name ('embedded-v1', 'finetune/merged')."""
-    text = str(model or "?")
-    if "/" not in text or text.startswith(("ft:", "http")):
-        return text
-    path = Path(text)
-    return f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
-
-
-def origin(records: Records, key: str, model: Any = None) -> str:
-    """'model · hardware (lesson NN)' of a saved result."""
-    rec = records.get(key) or {}
-    parts = [_model_name(model if model is not None else rec.get("model")), str(rec.get("hardware") or "?")]
-    return " · ".join(parts) + f" (lesson {key.split('/')[0]})"
-
-
 def _pct(x: Any) -> str:
     return "?" if x is None else f"{float(x):.0%}"
 
 
 def _seconds(s: Any) -> str:
-    from .decision import _duration
-
-    return "?" if s is None else _duration(float(s))
+    return "?" if s is None else duration(float(s))
 
 
 def _est(d: Mapping[str, Any] | None) -> str:
@@ -284,16 +261,12 @@ def _est(d: Mapping[str, Any] | None) -> str:
     return f"{d['value']:.0%} [{d['low']:.0%}, {d['high']:.0%}] (n={d['n']})"
 
 
-def _target(names: Any, prefix: str) -> str | None:
-    return next((n for n in (names or []) if str(n) == prefix or str(n).startswith(prefix + " (")), None)
-
-
 # --------------------------------------------------------------------------------------------- rows
 def _setup(r: Records) -> dict[str, Cell]:
     sp = Cell("no training run: the prompt is live on its first request (writing it is your own time, which no "
               "lesson times)", status="by design")
-    ds = _data(r, "03/dataset")
-    tr = _data(r, "04/training")
+    ds = record_data(r, "03/dataset")
+    tr = record_data(r, "04/training")
     if tr is None:
         ft = missing("04/training")
     else:
@@ -317,7 +290,7 @@ def _device(r: Records, tr: Mapping[str, Any]) -> str:
 
 
 def _persona_tokens(r: Records) -> tuple[float | None, str]:
-    tok = _data(r, "02/tokens") or {}
+    tok = record_data(r, "02/tokens") or {}
     if tok.get("backend_persona_added_tokens") is not None:
         return float(tok["backend_persona_added_tokens"]), "on the served model"
     if tok.get("persona_added_tokens") is not None:
@@ -326,7 +299,7 @@ def _persona_tokens(r: Records) -> tuple[float | None, str]:
 
 
 def _latency(r: Records) -> dict[str, Cell]:
-    lat = _data(r, "02/latency")
+    lat = record_data(r, "02/latency")
     if lat is None:
         return {c: missing("02/latency") for c in COLUMNS}
     slope = lat.get("ms_per_100_prompt_tokens")
@@ -344,7 +317,7 @@ def _latency(r: Records) -> dict[str, Cell]:
         sp = Cell(f"+{slope * n / 100:.1f} ms to first token for the persona's {n:g} tokens ({how}; fit "
                   f"+{slope:.2f} ms per 100 prompt tokens){base_txt}", where, "derived")
     ft = Cell(f"+0 ms: no persona tokens to process{base_txt}", where, "by design")
-    hyb = _data(r, "06/hybrid") or {}
+    hyb = record_data(r, "06/hybrid") or {}
     ov_tokens = hyb.get("overlay_tokens") or {}
     if ov_tokens:
         lo, hi = min(ov_tokens.values()), max(ov_tokens.values())
@@ -367,9 +340,9 @@ def _drift_text(summary: Mapping[str, Any]) -> str:
 
 
 def _consistency(r: Records) -> dict[str, Cell]:
-    drift = _data(r, "05/drift")
-    steer = _data(r, "01/steering")
-    tr = _data(r, "04/training")
+    drift = record_data(r, "05/drift")
+    steer = record_data(r, "01/steering")
+    tr = record_data(r, "04/training")
     out: dict[str, Cell] = {}
     scorer = None if drift is None else drift.get("scorer")
     summ = {} if drift is None else (drift.get("summary") or {}).get(scorer, {})
@@ -378,7 +351,7 @@ def _consistency(r: Records) -> dict[str, Cell]:
         if drift is None:
             parts.append("long conversations: run lesson 05 first (no saved result '05/drift')")
         else:
-            name = _target(summ.keys(), prefix)
+            name = target_named(summ.keys(), prefix)
             if name is None:
                 parts.append(f"long conversations: no '{prefix}' target in lesson 05's results")
             else:
@@ -399,7 +372,7 @@ def _consistency(r: Records) -> dict[str, Cell]:
             out[col] = missing("05/drift")
         else:
             out[col] = Cell("; ".join(parts), "; ".join(origins), needs="05" if drift is None else "")
-    hyb = _data(r, "06/hybrid")
+    hyb = record_data(r, "06/hybrid")
     if hyb and hyb.get("rows"):
         vals = [x["mean_score"] for x in hyb["rows"] if x.get("overlay") and x.get("mean_score") is not None]
         if vals:
@@ -412,14 +385,14 @@ def _consistency(r: Records) -> dict[str, Cell]:
 
 
 def _robustness(r: Records) -> dict[str, Cell]:
-    inj = _data(r, "05/injection")
+    inj = record_data(r, "05/injection")
     if inj is None:
         return {c: missing("05/injection") for c in COLUMNS}
     summ = inj.get("summary") or {}
     where = origin(r, "05/injection")
     out = {}
     for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
-        name = _target(summ.keys(), prefix)
+        name = target_named(summ.keys(), prefix)
         if name is None:
             out[col] = Cell(f"no '{prefix}' target in lesson 05's results", status="not measured")
             continue
@@ -434,8 +407,8 @@ def _robustness(r: Records) -> dict[str, Cell]:
 
 
 def _flexibility(r: Records) -> dict[str, Cell]:
-    ch = _data(r, "06/change")
-    tr = _data(r, "04/training")
+    ch = record_data(r, "06/change")
+    tr = record_data(r, "04/training")
     if ch is None:
         sp = missing("06/change")
     else:
@@ -455,29 +428,13 @@ def _flexibility(r: Records) -> dict[str, Cell]:
     return {"system prompt": sp, "fine-tuning": ft, "hybrid": hy}
 
 
-def cost_comparison(r: Records, finetuned_prompt_tokens: float = 0) -> Any:
-    """lesson 02's scenario priced with the cost model (training cost from lesson 03 when saved), or None."""
-    from . import costs
-
-    c = _data(r, "02/costs")
-    if c is None:
-        return None
-    ds = _data(r, "03/dataset") or {}
-    training = ds.get("openai_training_cost_usd")
-    scenario = costs.Scenario(model=c.get("model", "gpt-4o-mini"), requests_per_month=c["requests_per_month"],
-                              persona_tokens=c["persona_tokens"], user_tokens=c["user_tokens"],
-                              response_tokens=c["response_tokens"], finetuned_prompt_tokens=finetuned_prompt_tokens,
-                              training_cost=float(training) if training is not None else None)
-    return costs.compare(scenario)
-
-
 def _token_cost(r: Records) -> dict[str, Cell]:
     from .costs import fmt_usd, fmt_volume
 
     comp = cost_comparison(r)
     if comp is None:
         return {c: missing("02/costs") for c in COLUMNS}
-    c = _data(r, "02/costs") or {}
+    c = record_data(r, "02/costs") or {}
     s = comp.scenario
     where = f"cost model, {s.model} prices of {c.get('price_date', '?')} (lesson 02)"
     rows = {row["plan"]: row for row in comp.rows()}
@@ -489,7 +446,7 @@ def _token_cost(r: Records) -> dict[str, Cell]:
                 else " (training cost: run lesson 03)")
     ft = Cell(f"${fmt_usd(ft_row['running_monthly_usd'])}/month{one_time}; break-even: {comp.break_evens[0].reason}",
               where, "derived")
-    hyb = _data(r, "06/hybrid") or {}
+    hyb = record_data(r, "06/hybrid") or {}
     ov = hyb.get("overlay_tokens_billed") or {}
     if ov:
         name, n = max(ov.items(), key=lambda kv: kv[1])
@@ -503,7 +460,7 @@ def _token_cost(r: Records) -> dict[str, Cell]:
 
 
 def _expertise(r: Records) -> dict[str, Cell]:
-    tr = _data(r, "04/training")
+    tr = record_data(r, "04/training")
     sp = Cell("the course's path: a YAML spec rendered to a prompt, called with the openai client (lesson 01)",
               status="qualitative")
     if tr is None:
@@ -551,82 +508,15 @@ def build(records: Records | None = None, *, framework: bool = True) -> Report:
         rec = records[key]
         if isinstance(rec, Mapping):
             what = SOURCES.get(key) or OTHER_SOURCES.get(key, "saved result")
-            used[key] = (f"{what}: {_model_name(rec.get('model'))} · "
+            used[key] = (f"{what}: {model_name(rec.get('model'))} · "
                          f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
-    rep = Report(rows, used, bases=dict((_data(records, "05/drift") or {}).get("bases") or {}))
+    rep = Report(rows, used, bases=dict((record_data(records, "05/drift") or {}).get("bases") or {}))
     rep.figures, rep.figures_missing = report_figures.build(records)
     if framework:
-        from .decision import quick_reference
-
-        ev = evidence(records)
+        ev = Evidence.from_results(records)
         rep.evidence = ev.describe()
         rep.framework = quick_reference(ev if rep.evidence else None)
     return rep
-
-
-# --------------------------------------------------------------------------------------------- evidence
-def evidence(records: Records | None = None) -> Any:
-    """:class:`personalab.decision.Evidence` from saved results; what is missing or unreadable is left out."""
-    from .decision import Evidence
-
-    if records is None:
-        from . import results
-
-        records = results.load_all()
-    kw: dict[str, Any] = {}
-    try:
-        comp = cost_comparison(records)
-        if comp is not None:
-            be = comp.break_evens[0]
-            c = _data(records, "02/costs") or {}
-            src = (f"lesson 02: {comp.scenario.model}, {comp.scenario.persona_tokens:g}-token persona, prices of "
-                   f"{c.get('price_date', '?')}")
-            if comp.scenario.training_cost is None:
-                src += ", no training cost (run lesson 03)"
-            kw.update(break_even_never=be.never, break_even_requests=be.volume, cost_source=src)
-    except Exception:  # noqa: BLE001
-        pass
-    for key, field_, pick in (("05/injection", "injection_held", _held), ("05/drift", "drift_late_score", _late)):
-        try:
-            pair = pick(_data(records, key))
-            if pair:
-                kw[field_] = pair
-                kw[field_.split("_")[0] + "_source"] = origin(records, key)
-        except Exception:  # noqa: BLE001
-            pass
-    tr = _data(records, "04/training")
-    if tr and isinstance(tr.get("wall_s"), (int, float)):
-        kw.update(retrain_s=float(tr["wall_s"]), retrain_source=origin(records, "04/training", tr.get("base_model")))
-    ch = _data(records, "06/change")
-    if ch and isinstance(ch.get("total_s"), (int, float)):
-        kw.update(prompt_change_s=float(ch["total_s"]), prompt_change_source=origin(records, "06/change"))
-    return Evidence(**kw)
-
-
-def _held(d: Mapping[str, Any] | None) -> dict[str, float] | None:
-    if not d:
-        return None
-    summ = d.get("summary") or {}
-    out = {}
-    for prefix in ("prompted", "fine-tuned"):
-        name = _target(summ.keys(), prefix)
-        held = ((summ.get(name) or {}).get("all") or {}).get("held") if name else None
-        if held and held.get("n"):
-            out[prefix] = float(held["value"])
-    return out if len(out) == 2 else None
-
-
-def _late(d: Mapping[str, Any] | None) -> dict[str, float] | None:
-    if not d:
-        return None
-    summ = (d.get("summary") or {}).get(d.get("scorer"), {})
-    out = {}
-    for prefix in ("prompted", "fine-tuned"):
-        name = _target(summ.keys(), prefix)
-        late = (summ.get(name) or {}).get("late_mean_score") if name else None
-        if late and late.get("n"):
-            out[prefix] = float(late["value"])
-    return out if len(out) == 2 else None
 
 
 # --------------------------------------------------------------------------------------------- measuring
@@ -661,13 +551,13 @@ ARTICLE_CONSISTENCY = {"system prompt": (0.90, 0.60, 0.40), "fine-tuning": (0.95
 
 def measured_consistency(records: Records) -> dict[str, tuple[float | None, float | None, float | None]]:
     """Per approach: adherence in turns 1-5 and in the last 5 (05/drift), persona held under attack (05/injection)."""
-    drift = _data(records, "05/drift") or {}
+    drift = record_data(records, "05/drift") or {}
     summ = (drift.get("summary") or {}).get(drift.get("scorer"), {})
-    inj = (_data(records, "05/injection") or {}).get("summary") or {}
+    inj = (record_data(records, "05/injection") or {}).get("summary") or {}
     out = {}
     for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
-        d = summ.get(_target(summ.keys(), prefix) or "", {})
-        a = (inj.get(_target(inj.keys(), prefix) or "", {}) or {}).get("all", {})
+        d = summ.get(target_named(summ.keys(), prefix) or "", {})
+        a = (inj.get(target_named(inj.keys(), prefix) or "", {}) or {}).get("all", {})
 
         def val(est: Any) -> float | None:
             return float(est["value"]) if est and est.get("n") else None
@@ -705,7 +595,7 @@ def plot_vs_article(records: Records | None = None) -> Any:
     right.set_xticks(range(3))
     right.set_xticklabels(["adherence,\nturns 1-5", "adherence,\nlast 5 turns", "persona held\nunder attack"])
     rec = records.get("05/drift") or {}
-    where = f": {_model_name(rec.get('model'))} · {rec.get('hardware', '?')}" if rec else ""
+    where = f": {model_name(rec.get('model'))} · {rec.get('hardware', '?')}" if rec else ""
     right.set_title(f"yours, measured in lesson 05{where}", fontsize=9)
     if any_value:
         right.legend(fontsize=8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,34 @@ def load_all() -> dict[str, dict[str, Any]]:
     return {
         f"{p.parent.name}/{p.stem}": json.loads(p.read_text(encoding="utf-8")) for p in sorted(root.glob("*/*.json"))
     }
+
+
+# ------------------------------------------------------------------------------------------ reading records
+Records = Mapping[str, Mapping[str, Any]]
+
+
+def record_data(records: Records, key: str) -> dict[str, Any] | None:
+    """The numbers of one saved record (``"lesson/name"``), or None when it is missing or not a record."""
+    rec = records.get(key)
+    return dict(rec.get("data") or {}) if isinstance(rec, Mapping) else None
+
+
+def model_name(model: Any) -> str:
+    """A model name for a table cell: a checkpoint folder by its name ('embedded-v1', 'finetune/merged')."""
+    text = str(model or "?")
+    if "/" not in text or text.startswith(("ft:", "http")):
+        return text
+    path = Path(text)
+    return f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
+
+
+def origin(records: Records, key: str, model: Any = None) -> str:
+    """'model · hardware (lesson NN)' of a saved record."""
+    rec = records.get(key) or {}
+    parts = [model_name(model if model is not None else rec.get("model")), str(rec.get("hardware") or "?")]
+    return " · ".join(parts) + f" (lesson {key.split('/')[0]})"
+
+
+def target_named(names: Iterable[Any], prefix: str) -> str | None:
+    """The saved target called ``prefix`` or ``"prefix (...)"`` ('prompted (embedded-v1)'), if any."""
+    return next((n for n in (names or []) if str(n) == prefix or str(n).startswith(prefix + " (")), None)

@@ -19,7 +19,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("errors", "io", "config", "api_key", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab"),
     1: ("embedded", "server", "smollm", "backends"),
-    2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures", "decision",
+    2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures", "evidence", "decision",
         "report", "course", "doctor", "notebook"),
     3: ("checks", "grading", "authoring", "release"),
     4: ("commands", "cli"),

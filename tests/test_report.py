@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from personalab import costs, decision, report, results
+from personalab import costs, decision, evidence, report, results
 
 HW = "CPU testbox x2"
 EMB = "/home/u/.cache/personalab/models/embedded-v2"
@@ -236,7 +236,7 @@ def test_evidence_from_results(res_dir):
     assert decision.Evidence.from_results() == decision.Evidence()
     write(res_dir, FULL)
     ev = decision.Evidence.from_results()
-    comp = report.cost_comparison(results.load_all())
+    comp = evidence.cost_comparison(results.load_all())
     assert ev.break_even_never == comp.break_evens[0].never
     assert ev.break_even_requests == comp.break_evens[0].volume
     assert ev.injection_held == {"prompted": 0.3, "fine-tuned": 0.7}

@@ -1,0 +1,158 @@
+"""What the learner measured, as the decision framework's input: :class:`Evidence`, read from saved results.
+
+    ev = Evidence.from_results()      # lessons 02-06's saved numbers; what is missing is left out
+    ev.describe()                     # one line per measured number, each naming its model and hardware
+
+:mod:`personalab.decision` weighs it against the rules of thumb; :mod:`personalab.report` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import costs
+from .results import Records, origin, record_data, target_named
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the learner measured (every field optional; ``*_source`` says model and hardware).
+
+    ``break_even_requests``: the monthly volume above which fine-tuning is cheaper (lesson 02's cost model);
+    ``break_even_never``: fine-tuning is never cheaper at these prices. ``injection_held`` and
+    ``drift_late_score``: ``{"prompted": rate, "fine-tuned": rate}`` from lesson 05. ``retrain_s`` (lesson 04)
+    and ``prompt_change_s`` (lesson 06): what one persona change took.
+    """
+
+    break_even_requests: float | None = None
+    break_even_never: bool = False
+    cost_source: str = ""
+    injection_held: Mapping[str, float] | None = None
+    injection_source: str = ""
+    drift_late_score: Mapping[str, float] | None = None
+    drift_source: str = ""
+    retrain_s: float | None = None
+    retrain_source: str = ""
+    prompt_change_s: float | None = None
+    prompt_change_source: str = ""
+
+    @property
+    def cost_known(self) -> bool:
+        return self.break_even_never or self.break_even_requests is not None
+
+    @classmethod
+    def from_results(cls, records: Records | None = None) -> Evidence:
+        """Evidence from saved results (``personalab.results.load_all()`` by default); what is missing or
+        unreadable is left out."""
+        if records is None:
+            from . import results
+
+            records = results.load_all()
+        kw: dict[str, Any] = {}
+        try:
+            comp = cost_comparison(records)
+            if comp is not None:
+                be = comp.break_evens[0]
+                c = record_data(records, "02/costs") or {}
+                src = (f"lesson 02: {comp.scenario.model}, {comp.scenario.persona_tokens:g}-token persona, prices of "
+                       f"{c.get('price_date', '?')}")
+                if comp.scenario.training_cost is None:
+                    src += ", no training cost (run lesson 03)"
+                kw.update(break_even_never=be.never, break_even_requests=be.volume, cost_source=src)
+        except Exception:  # noqa: BLE001
+            pass
+        for key, field_, pick in (("05/injection", "injection_held", _held), ("05/drift", "drift_late_score", _late)):
+            try:
+                pair = pick(record_data(records, key))
+                if pair:
+                    kw[field_] = pair
+                    kw[field_.split("_")[0] + "_source"] = origin(records, key)
+            except Exception:  # noqa: BLE001
+                pass
+        tr = record_data(records, "04/training")
+        if tr and isinstance(tr.get("wall_s"), (int, float)):
+            kw.update(retrain_s=float(tr["wall_s"]),
+                      retrain_source=origin(records, "04/training", tr.get("base_model")))
+        ch = record_data(records, "06/change")
+        if ch and isinstance(ch.get("total_s"), (int, float)):
+            kw.update(prompt_change_s=float(ch["total_s"]), prompt_change_source=origin(records, "06/change"))
+        return cls(**kw)
+
+    def describe(self) -> list[str]:
+        """One line per measured number (empty when nothing was measured)."""
+        out = []
+        if self.break_even_never:
+            out.append(f"cost: fine-tuning never cheaper per request ({self.cost_source})")
+        elif self.break_even_requests is not None:
+            out.append(f"cost: fine-tuning cheaper above {self.break_even_requests:,.0f} requests/month "
+                       f"({self.cost_source})")
+        if self.injection_held:
+            out.append(f"injection: persona held {_pair(self.injection_held)} ({self.injection_source})")
+        if self.drift_late_score:
+            out.append(f"drift: adherence in the last turns {_pair(self.drift_late_score, pct=False)} "
+                       f"({self.drift_source})")
+        if self.retrain_s is not None:
+            out.append(f"retraining: {duration(self.retrain_s)} ({self.retrain_source})")
+        if self.prompt_change_s is not None:
+            out.append(f"prompt change: {duration(self.prompt_change_s)} ({self.prompt_change_source})")
+        return out
+
+
+def cost_comparison(records: Records, finetuned_prompt_tokens: float = 0) -> costs.Comparison | None:
+    """Lesson 02's scenario priced with the cost model (training cost from lesson 03 when saved), or None."""
+    c = record_data(records, "02/costs")
+    if c is None:
+        return None
+    ds = record_data(records, "03/dataset") or {}
+    training = ds.get("openai_training_cost_usd")
+    scenario = costs.Scenario(model=c.get("model", "gpt-4o-mini"), requests_per_month=c["requests_per_month"],
+                              persona_tokens=c["persona_tokens"], user_tokens=c["user_tokens"],
+                              response_tokens=c["response_tokens"], finetuned_prompt_tokens=finetuned_prompt_tokens,
+                              training_cost=float(training) if training is not None else None)
+    return costs.compare(scenario)
+
+
+def duration(seconds: float) -> str:
+    """'350 ms', '42.0 s', '3.5 min', '2.1 h'."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _pair(pair: Mapping[str, float], pct: bool = True) -> str:
+    fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
+    return ", ".join(f"{k} {fmt(v)}" for k, v in pair.items())
+
+
+def _held(d: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """Lesson 05's injection rates 'persona held' for the prompted and the fine-tuned target (both, or None)."""
+    if not d:
+        return None
+    summ = d.get("summary") or {}
+    out = {}
+    for prefix in ("prompted", "fine-tuned"):
+        name = target_named(summ.keys(), prefix)
+        held = ((summ.get(name) or {}).get("all") or {}).get("held") if name else None
+        if held and held.get("n"):
+            out[prefix] = float(held["value"])
+    return out if len(out) == 2 else None
+
+
+def _late(d: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """Lesson 05's adherence in the last turns for the prompted and the fine-tuned target (both, or None)."""
+    if not d:
+        return None
+    summ = (d.get("summary") or {}).get(d.get("scorer"), {})
+    out = {}
+    for prefix in ("prompted", "fine-tuned"):
+        name = target_named(summ.keys(), prefix)
+        late = (summ.get(name) or {}).get("late_mean_score") if name else None
+        if late and late.get("n"):
+            out[prefix] = float(late["value"])
+    return out if len(out) == 2 else None
