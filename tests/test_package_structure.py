@@ -19,8 +19,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("errors", "io", "config", "api_key", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab"),
     1: ("embedded", "server", "smollm", "backends"),
-    2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures", "evidence", "decision",
-        "report", "course", "doctor", "notebook"),
+    2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
+        "evidence", "decision", "report", "course", "doctor", "notebook"),
     3: ("checks", "grading", "authoring", "release"),
     4: ("commands", "cli"),
 }

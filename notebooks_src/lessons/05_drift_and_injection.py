@@ -74,7 +74,7 @@ print("limits:", gate.limits)
 # partial compliance): accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and
 # AUC. The table also rates the fluency gate (against the human "well-formed" label) and the attack
 # compliance detector used below (on the rows that quote a suite attack). Each has a **floor**
-# (`evaluate.scorers.FLOORS`); the test suite fails when one drops below it.
+# (`evaluate.human_labels.FLOORS`); the test suite fails when one drops below it.
 
 # %%
 scorers = [evaluate.RuleScorer(spec), evaluate.EmbeddingScorer()]

