@@ -110,7 +110,7 @@ def _solution_lines(repo_root: Path) -> set[str]:
     (lessons, exercises, data, the checks' hints and messages) does not already contain."""
     import nbformat
 
-    from .exercises import BEGIN, END
+    from .authoring.regions import BEGIN, END
 
     lines: set[str] = set()
     for path in sorted((repo_root / "solutions").glob("*.ipynb")):
