@@ -109,7 +109,7 @@ class Submission:
 def _exercise_of(path: Path, forced: str | None) -> str | None:
     if forced:
         return forced
-    from .exercises import exercise_number
+    from .authoring.layout import exercise_number
 
     number = exercise_number(path)
     if number:

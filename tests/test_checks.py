@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
+import nbformat
 import pytest
 
+from personalab.authoring import regions
 from personalab.checks import (
     Credit,
     Exercise,
@@ -80,7 +84,7 @@ def test_numeric_tolerance():
 def make_exercise():
     ex = Exercise("98", "unit")
 
-    @ex.question("Answer", names=["answer"], points=2, hints=["first", "second"], solution="answer = 42")
+    @ex.question("Answer", names=["answer"], points=2, hints=["first", "second"])
     def q1(answer):
         expect_type(answer, int, "answer")
         if answer == 41:
@@ -151,13 +155,65 @@ def test_check_reads_the_callers_variables_and_prints(capsys):
     assert q.result.reason == "got 7"
 
 
-def test_hints_and_solution(capsys):
+def test_hints(capsys):
     q1 = make_exercise().questions[0]
     q1.hint()
     q1.hint(5)
-    q1.solution()
     out = capsys.readouterr().out
-    assert "first" in out and "hint 1 of 2" in out and "second" in out and "answer = 42" in out
+    assert "first" in out and "hint 1 of 2" in out and "second" in out
+
+
+def test_solution_shows_the_regions_of_the_solution_notebook(capsys, tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"),
+                nbformat.v4.new_code_cell("q1.check()"), nbformat.v4.new_code_cell("q2.check()")]
+    nbformat.write(nb, tmp_path / "98_unit.ipynb")
+    monkeypatch.setattr(regions, "SOLUTIONS_DIR", tmp_path)
+    q1, q2 = make_exercise().questions[:2]
+    q1.solution()
+    assert capsys.readouterr().out == "Solution:\nanswer = 42\n"
+    q2.solution()
+    assert "q2 has no code to write" in capsys.readouterr().out
+    monkeypatch.setattr(regions, "SOLUTIONS_DIR", tmp_path / "absent")  # a student release: no solutions/
+    q1.solution()
+    assert "model solutions are not part of this release" in capsys.readouterr().out
+
+
+def _regions_by_question(path: Path) -> dict[str, list[str]]:
+    """Line by line, independently of the package: each region goes to the next ``qN.check()`` line."""
+    out: dict[str, list[str]] = {}
+    pending: list[str] = []
+    inside: list[str] | None = None
+    for cell in nbformat.read(path, as_version=4).cells:
+        for line in cell.source.splitlines():
+            if line.strip() == regions.BEGIN:
+                inside = []
+            elif line.strip() == regions.END:
+                pending.append("\n".join(inside or []))
+                inside = None
+            elif inside is not None:
+                inside.append(line)
+            elif cell.cell_type == "code" and (m := re.match(r"(q\d+)\.check\(", line)):
+                out[m.group(1)], pending = pending, []
+    assert not pending, f"{path.name}: a solution region after the last check belongs to no question"
+    return out
+
+
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06"])
+def test_each_solution_is_its_region_in_solutions(number, capsys):
+    path = regions.solution_notebook(number)
+    expected = _regions_by_question(path)
+    without = set()
+    for q in load_exercise(number).questions:
+        q.solution()
+        shown = capsys.readouterr().out
+        if expected.get(q.id):
+            text = "\n\n".join(expected[q.id])
+            assert shown == f"Solution:\n{text}\n", q.id
+        else:
+            assert "has no code to write" in shown
+            without.add(q.id)
+    assert without == {"01": {"q2"}, "04": {"q2"}}.get(number, set())
 
 
 def test_progress_summarises_checked_questions(capsys):

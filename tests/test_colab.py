@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from personalab import colab
-from personalab.notebooks import SETUP_CELL
+from personalab.authoring.notebooks import SETUP_CELL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,6 +9,34 @@ import pytest
 from personalab.checks import ex01
 from personalab.errors import InputError
 
+#: an example answer, with markers the fake model below repeats; it passes questions 1 to 3
+EXAMPLE_PERSONA = """
+name: Sous
+role: a prep-list planner for a busy restaurant kitchen
+traits:
+  - name: Calm
+    description: Stay steady when the dinner rush is close
+  - name: Precise
+    description: Repeat quantities, stations and times exactly
+  - name: Brisk
+    description: Keep every reply short, like a call across the pass
+response_pattern:
+  - Answer with a kitchen call
+  - Confirm the prep item, quantity and time
+  - Name the next station to check
+vocabulary:
+  use:
+    - Yes, chef!
+    - Mise en place
+    - Heard, on it
+  avoid:
+    - As an AI language model
+    - No worries
+rules:
+  - Never joke about food safety.
+  - Never use more than one exclamation mark.
+"""
+
 
 def grade(q, **ns):
     return q.grade(json.loads(json.dumps(q.export(ns))))
@@ -30,8 +58,8 @@ def fake_model(monkeypatch):
 
 
 def test_example_answer_passes_the_offline_questions():
-    spec = ex01.spec_from(ex01.EXAMPLE_PERSONA)
-    ns = {"my_persona": ex01.EXAMPLE_PERSONA, "my_prompt": spec.render()}
+    spec = ex01.spec_from(EXAMPLE_PERSONA)
+    ns = {"my_persona": EXAMPLE_PERSONA, "my_prompt": spec.render()}
     for q in ex01.EXERCISE.questions[:3]:
         assert grade(q, **ns).status == "correct", q.id
 
@@ -43,14 +71,14 @@ def test_spec_errors_name_line_and_field():
     with pytest.raises(InputError, match="invalid YAML") as err:
         ex01.spec_from("name: x\n role: y\n")
     assert err.value.line == 2
-    assert ex01.spec_from(ex01.spec_from(ex01.EXAMPLE_PERSONA)).name == "Sous"
+    assert ex01.spec_from(ex01.spec_from(EXAMPLE_PERSONA)).name == "Sous"
 
 
 def test_q1_messages():
     r = grade(ex01.q1, my_persona={"name": "x", "role": "y"})
     assert r.status == "incorrect" and "missing 'traits', 'response_pattern', 'vocabulary'" in r.reason
     assert "expected `my_persona` to be a dict or a string, got a list" in grade(ex01.q1, my_persona=[1]).reason
-    tm = ex01.EXAMPLE_PERSONA.replace("name: Sous", "name: TaskMaster")
+    tm = EXAMPLE_PERSONA.replace("name: Sous", "name: TaskMaster")
     r = grade(ex01.q1, my_persona=tm)
     assert (r.points, r.status) == (1, "partial") and "TaskMaster" in r.reason
     assert grade(ex01.q1).status == "not-attempted"
@@ -69,11 +97,11 @@ def test_q2_partial_credit_lists_what_is_missing():
 
 
 def test_q3_render_and_budget(monkeypatch):
-    prompt = ex01.spec_from(ex01.EXAMPLE_PERSONA).render()
-    r = grade(ex01.q3, my_persona=ex01.EXAMPLE_PERSONA, my_prompt=prompt + "\nextra")
+    prompt = ex01.spec_from(EXAMPLE_PERSONA).render()
+    r = grade(ex01.q3, my_persona=EXAMPLE_PERSONA, my_prompt=prompt + "\nextra")
     assert r.status == "incorrect" and "not the rendering" in r.reason
     monkeypatch.setattr(ex01, "TOKEN_BUDGET", 20)
-    r = grade(ex01.q3, my_persona=ex01.EXAMPLE_PERSONA, my_prompt=prompt)
+    r = grade(ex01.q3, my_persona=EXAMPLE_PERSONA, my_prompt=prompt)
     assert (r.points, r.status) == (1, "partial") and "over the budget of 20" in r.reason
 
 
@@ -93,17 +121,17 @@ def test_token_count_has_a_fallback(monkeypatch):
 
 def test_q4_counts_requests_where_the_prompt_makes_the_difference(fake_model):
     reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
-    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs)
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs)
     assert (r.points, r.status) == (3, "correct") and "3/3" in r.reason
     # full marks from 60 % of the requests (at least 2): a margin for a tiny model and other CPU kernels
-    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs[:2] + ["DEAF request"])
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs[:2] + ["DEAF request"])
     assert (r.points, r.status) == (3, "correct") and "difference on 2 (full marks from 2)" in r.reason
-    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs[:1] + ["DEAF request", "DEAF again"])
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs[:1] + ["DEAF request", "DEAF again"])
     assert (r.points, r.status) == (1.5, "partial")
     assert "'DEAF request': its reply with the prompt has no marker" in r.reason
     assert [ex01.needed_for_full_marks(n) for n in (3, 4, 5)] == [2, 3, 3]
     # a marker any reply contains proves nothing: here "Okay" is said with and without the prompt
-    generic = ex01.EXAMPLE_PERSONA.replace("- Yes, chef!", "- Okay")
+    generic = EXAMPLE_PERSONA.replace("- Yes, chef!", "- Okay")
     r = grade(ex01.q4, my_persona=generic, my_requests=reqs)
     assert r.points == 0 and "even the reply without the prompt has one" in r.reason
     assert "3 to 5 different requests, got 2" in grade(ex01.q4, my_persona=generic, my_requests=reqs[:2] * 2).reason
@@ -112,13 +140,13 @@ def test_q4_counts_requests_where_the_prompt_makes_the_difference(fake_model):
 
 def test_q5_accepts_a_measurement_within_one_reply(fake_model):
     reqs = ["Add a task: chop onions", "Order flour", "DEAF request"]
-    ok = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 2 / 3, "without": 0.0})
+    ok = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 2 / 3, "without": 0.0})
     assert ok.status == "correct"
-    near = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 1.0, "without": 0.0})
+    near = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 1.0, "without": 0.0})
     assert near.status == "correct"  # one reply off is tolerated
-    r = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 0.0, "without": 0.0})
+    r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 0.0, "without": 0.0})
     assert r.status == "incorrect" and "rates['with']" in r.reason
-    r = grade(ex01.q5, my_persona=ex01.EXAMPLE_PERSONA, my_requests=reqs, rates=[0.5, 0.5])
+    r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates=[0.5, 0.5])
     assert "expected `rates` to be a dict with keys 'with', 'without'" in r.reason
 
 
@@ -127,5 +155,5 @@ def test_backend_failure_is_an_error_row_not_a_crash(monkeypatch):
         raise ConnectionError("server down")
 
     monkeypatch.setattr(ex01, "ask", down)
-    r = grade(ex01.q4, my_persona=ex01.EXAMPLE_PERSONA, my_requests=["a", "b", "c"])
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=["a", "b", "c"])
     assert r.status == "error" and "server down" in r.reason

@@ -5,9 +5,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from personalab import exercises
+from personalab.authoring import exercises
+from personalab.authoring.layout import SOLUTIONS_DIR, colab_badge, exercise_number
+from personalab.authoring.regions import question_regions
 from personalab.errors import InputError
-from personalab.notebooks import colab_badge
 
 
 def test_strip_keeps_indentation_and_code_around_regions():
@@ -40,6 +41,18 @@ def test_unbalanced_markers_name_the_line(src, line, what):
         exercises.strip_solutions(src, where="solutions/01_x.ipynb, cell 3")
     assert err.value.line == line
     assert "cell 3" in str(err.value)
+
+
+def test_each_region_belongs_to_the_next_check_call():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\nq1.check()"),
+        nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+        nbformat.v4.new_code_cell("# q2.check()\n### BEGIN SOLUTION\nx = 2\n### END SOLUTION"),
+        nbformat.v4.new_code_cell("q2.check()\nq3.check()"),
+        nbformat.v4.new_code_cell("### BEGIN SOLUTION\nafter = 'the last check'\n### END SOLUTION"),
+    ]
+    assert question_regions(nb) == {"q1": ["    return 1"], "q2": ["Because.", "x = 2"], "q3": []}
 
 
 def solution_notebook() -> nbformat.NotebookNode:
@@ -97,13 +110,13 @@ def test_repository_exercises_are_up_to_date():
     assert exercises.stale() == [], "run `personalab notebooks build` (or `personalab exercises build`)"
 
 
-@pytest.mark.parametrize("path", sorted(exercises.SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
 def test_every_solution_defines_what_its_checks_read(path):
     """Each numbered solution has a checks module, and every variable a question reads is assigned in it."""
     from personalab.checks import load_exercise
     from personalab.grading import defined_names
 
-    ex = load_exercise(exercises.exercise_number(path))
+    ex = load_exercise(exercise_number(path))
     assert ex.questions and len({q.id for q in ex.questions}) == len(ex.questions)
     nb = nbformat.read(path, as_version=4)
     bound = set().union(*(defined_names(c.source) for c in nb.cells if c.cell_type == "code"))

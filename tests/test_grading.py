@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from personalab import exercises, grading
+from personalab import grading
+from personalab.authoring import exercises
 from personalab.checks import Result
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,4 +1,4 @@
-"""The student release and the hidden cases: no solutions, no grader material, solution() off, hints on."""
+"""The student release and the hidden cases: no solutions (unless asked for), no grader material, hints on."""
 
 from __future__ import annotations
 
@@ -15,20 +15,36 @@ from personalab.config import REPO_ROOT
 from personalab.dataset.exercise import FIX_CASES
 
 
+def _show_in(release_dir, code: str) -> str:
+    """What ``code`` prints when run from inside a release folder (its own copy of the package)."""
+    shown = subprocess.run([sys.executable, "-c", "from personalab.checks import load_exercise; " + code],
+                           cwd=release_dir, capture_output=True, text=True,
+                           env={"PYTHONPATH": str(release_dir), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-500:]
+    return shown.stdout
+
+
 def test_release_leaves_out_solutions_and_grader(tmp_path):
     out = release.build(tmp_path / "class")
     assert {p.name for p in out.iterdir()} >= {"lessons", "exercises", "data", "personalab"}
     assert not any((out / d).exists() for d in ("solutions", "notebooks_src", "grader", "tests"))
     assert release.leaks(out) == []
-    ex01 = (out / "personalab" / "checks" / "ex01.py").read_text()
-    assert "Never use more than one exclamation mark" not in ex01  # the example persona only solution() shows
-    code = ("from personalab.checks import load_exercise; q = load_exercise('01').questions[0]; "
-            "q.hint(); q.solution()")
-    shown = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True,
-                           env={"PYTHONPATH": str(out), "PATH": "/usr/bin:/bin"}, timeout=120)
-    assert "Hint:" in shown.stdout and "switched off" in shown.stdout, shown.stderr[-500:]
+    shown = _show_in(out, "q = load_exercise('01').questions[0]; q.hint(); q.solution()")
+    assert "Hint:" in shown and "model solutions are not part of this release" in shown
+    assert "Never use more than one exclamation mark" not in shown  # the model persona stays with the instructor
     (out / "solutions").mkdir()
     assert release.leaks(out) == ["solutions/ is in the release"]
+
+
+def test_release_with_solutions_ships_them(tmp_path):
+    out = release.build(tmp_path / "class", solutions=True)
+    assert sorted(p.name for p in (out / "solutions").glob("*.ipynb")) == \
+        sorted(p.name for p in (REPO_ROOT / "solutions").glob("*.ipynb"))
+    assert not any((out / d).exists() for d in ("notebooks_src", "grader", "tests"))
+    assert release.leaks(out, solutions=True) == []
+    assert release.leaks(out)[0] == "solutions/ is in the release"  # (and the solution lines in it)
+    shown = _show_in(out, "load_exercise('01').questions[2].solution()")
+    assert shown == "Solution:\nmy_prompt = spec.render()\n"
 
 
 def test_release_refuses_a_non_empty_folder(tmp_path):
@@ -40,11 +56,6 @@ def test_release_refuses_a_non_empty_folder(tmp_path):
         assert "not empty" in str(exc)
     else:
         raise AssertionError("expected an error")
-
-
-def test_blank_solutions_keeps_hints():
-    src = 'X = """secret"""\nY = "hint"\nq(hints=[Y], solution=f"a = {X}")\n'
-    assert release.blank_solutions(src) == 'X = ""\nY = "hint"\nq(hints=[Y], solution="")\n'
 
 
 def _solution_fix_example():

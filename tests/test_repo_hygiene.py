@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from personalab import notebooks
+from personalab import authoring
 from personalab.config import REPO_ROOT
 
 KEY = re.compile(r"sk-(?:proj-)?[A-Za-z0-9_-]{20,}")
@@ -91,7 +91,7 @@ def test_lock_is_complete_and_installed():
 
 
 def test_generated_notebooks_are_up_to_date():
-    assert notebooks.stale() == [], "run `personalab notebooks build`"
+    assert authoring.stale() == [], "run `personalab notebooks build`"
 
 
 @pytest.mark.parametrize(

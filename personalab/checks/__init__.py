@@ -309,9 +309,9 @@ class Question:
     check_fn: CheckFn
     points: float = 1.0
     hints: tuple[str, ...] = ()
-    solution_text: str = ""
     probe: ProbeFn | None = None
     needs_model: bool = False
+    exercise: str = ""  # "01": whose solution notebook holds the model solution
     result: Result | None = field(default=None, repr=False)
 
     # ---- kernel side
@@ -382,14 +382,19 @@ class Question:
         _show("hint", "Hint", self.hints[n - 1] + more)
 
     def solution(self) -> None:
-        """Show a model solution (unless the instructor's release switched solutions off)."""
-        from ..release import solutions_enabled
+        """Show the model solution: this question's code in the solution notebook (not part of a student release)."""
+        from ..authoring.regions import model_solution
 
-        if not solutions_enabled():
-            _show("solution", "Solution", "model solutions are switched off in this course: try `.hint()`, "
-                  "or ask your instructor")
-            return
-        _show("solution", "Solution", self.solution_text or "(no solution text)", code=True)
+        text = model_solution(self.exercise, self.id)
+        if text is None:
+            _show("solution", "Solution", f"model solutions are not part of this release (no solutions/"
+                  f"{self.exercise}_*.ipynb): try `{self.id}.hint()`, or ask your instructor")
+        elif not text:
+            _show("solution", "Solution", f"{self.id} has no code to write: it checks what the cells above it "
+                  f"produce. Follow its instructions, run those cells from the top, then `{self.id}.check()` again "
+                  f"(`{self.id}.hint()` helps)")
+        else:
+            _show("solution", "Solution", text, code=True)
 
 
 # ------------------------------------------------------------------------------------------ exercise
@@ -410,7 +415,6 @@ class Exercise:
         names: Sequence[str],
         points: float = 1.0,
         hints: Sequence[str] = (),
-        solution: str = "",
         probe: ProbeFn | None = None,
         needs_model: bool = False,
     ) -> Callable[[CheckFn], Question]:
@@ -422,9 +426,9 @@ class Exercise:
                 check_fn=fn,
                 points=points,
                 hints=tuple(hints),
-                solution_text=solution.strip("\n"),
                 probe=probe,
                 needs_model=needs_model,
+                exercise=self.number,
             )
             self.questions.append(q)
             return q

@@ -27,34 +27,6 @@ REQUEST_PARAMS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 60, "seed": 
 MAX_REQUESTS = 5
 REQUIRED = ("name", "role", "traits", "response_pattern", "vocabulary")
 
-#: an example answer (what ``q1.solution()`` shows); a test checks that it passes questions 1 to 3
-EXAMPLE_PERSONA = """
-name: Sous
-role: a prep-list planner for a busy restaurant kitchen
-traits:
-  - name: Calm
-    description: Stay steady when the dinner rush is close
-  - name: Precise
-    description: Repeat quantities, stations and times exactly
-  - name: Brisk
-    description: Keep every reply short, like a call across the pass
-response_pattern:
-  - Answer with a kitchen call
-  - Confirm the prep item, quantity and time
-  - Name the next station to check
-vocabulary:
-  use:
-    - Yes, chef!
-    - Mise en place
-    - Heard, on it
-  avoid:
-    - As an AI language model
-    - No worries
-rules:
-  - Never joke about food safety.
-  - Never use more than one exclamation mark.
-"""
-
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -165,7 +137,6 @@ def measure(spec: PersonaSpec, requests: list[str]) -> dict[str, Any]:
         "Required sections: name, role, traits (each with name and description), response_pattern (a list), "
         "vocabulary (with a `use` list). YAML lists start with '- '; indent nested keys by two spaces.",
     ],
-    solution=f'my_persona = """{EXAMPLE_PERSONA}"""',
 )
 def q1(my_persona: Any) -> str:
     expect_type(my_persona, (dict, str), "my_persona")
@@ -214,7 +185,6 @@ def q2(my_persona: Any) -> Credit:
         "Render the validated spec: `my_prompt = spec.render()` (or `persona.render_system_prompt(spec)`).",
         f"Over {TOKEN_BUDGET} tokens? Shorten descriptions and rules: every token is sent with every request.",
     ],
-    solution="spec = spec_from(my_persona)\nmy_prompt = spec.render()",
 )
 def q3(my_persona: Any, my_prompt: Any) -> Credit | str:
     spec = _spec_or_fail(my_persona)

@@ -79,16 +79,6 @@ def expected_threshold(turns: int) -> float:
         "costs.per_request_cost(costs.Workload(800, 60, 150), costs.Rates(input=0.40, output=1.60)) gives the "
         "first value; pass finetuned=True and the fine-tuned rates for the third.",
     ),
-    solution="""
-w = costs.Workload(persona_tokens=800, user_tokens=60, response_tokens=150)
-base = costs.Rates(input=0.40, output=1.60)
-ft = costs.Rates(input=0.80, output=3.20)
-q1_answer = {
-    "prompt_per_request": costs.per_request_cost(w, base),
-    "prompt_monthly": costs.monthly_cost(w, base, 200_000),
-    "finetuned_per_request": costs.per_request_cost(w, ft, finetuned=True),
-    "finetuned_monthly": costs.monthly_cost(w, ft, 200_000, finetuned=True),
-}""",
 )
 def q1(q1_answer):
     want = expected_q1()
@@ -118,13 +108,6 @@ def q1(q1_answer):
         "With a 500-token persona, compare the two per-request costs first: if fine-tuning saves nothing, the "
         "answer is None.",
     ),
-    solution="""
-training_usd = costs.training_cost(1_500_000, 3, 5.00)
-saving = costs.per_request_cost(w, base) - costs.per_request_cost(w, ft, finetuned=True)
-break_even_requests = training_usd / 12 / saving
-w500 = costs.Workload(persona_tokens=500, user_tokens=60, response_tokens=150)
-saving_500 = costs.per_request_cost(w500, base) - costs.per_request_cost(w500, ft, finetuned=True)
-break_even_persona_500 = training_usd / 12 / saving_500 if saving_500 > 0 else None""",
 )
 def q2(training_usd, break_even_requests, break_even_persona_500):
     expect_close(training_usd, expected_training(), "training_usd", rel=1e-6, abs=0)
@@ -149,9 +132,6 @@ def q2(training_usd, break_even_requests, break_even_persona_500):
         "For 10 turns, costs.persona_break_even_tokens(costs.Workload(0, 60, 150, turns=10), base, ft) does it; "
         "or sum the history over the turns by hand.",
     ),
-    solution="""
-threshold_1_turn = costs.persona_break_even_tokens(costs.Workload(0, 60, 150), base, ft)
-threshold_10_turns = costs.persona_break_even_tokens(costs.Workload(0, 60, 150, turns=10), base, ft)""",
 )
 def q3(threshold_1_turn, threshold_10_turns):
     expect_type(threshold_1_turn, (int, float), "threshold_1_turn")
@@ -189,8 +169,6 @@ CLAIMS = {
         "Use the threshold plot of the lesson for (a) and (b), and the break-even formula for (c) and (d).",
         "An always-on GPU costs its hourly price x 730 hours a month, even at one request.",
     ),
-    solution="""
-claims = {"a": False, "b": True, "c": True, "d": True, "e": False}""",
 )
 def q4(claims):
     expect_keys(claims, list(CLAIMS), "claims")
@@ -228,10 +206,6 @@ def _fit_ms_per_100(rows) -> float:
         "latency.measure((0, 200, 800), repeats=2).rows() gives the rows; fit a line through "
         "(prompt_tokens, ttft_ms) and multiply its slope by 100.",
     ),
-    solution="""
-table = latency.measure((0, 200, 800), repeats=2)
-latency_rows = table.rows()
-ms_per_100_tokens = table.fit().ms_per_100_tokens""",
 )
 def q5(latency_rows, ms_per_100_tokens):
     if not isinstance(latency_rows, list) or not all(isinstance(r, dict) for r in latency_rows):

@@ -35,8 +35,6 @@ def _probe_fix(ns: Mapping[str, Any], cases: list[Any] | None = None) -> dict[st
         "'content' is missing, and skip messages that are not dicts or have empty content.",
         "Finally drop trailing user messages that have no reply, and return None when no assistant message is left.",
     ],
-    solution="See the solution notebook: parse the shape, rebuild each message with only role and content, "
-    "drop unanswered trailing user turns, return None when nothing is left.",
 )
 def q1(fix_example, outputs):
     wrong = ex.check_fix_outputs(outputs)

@@ -69,8 +69,6 @@ def config_problems(cfg: Mapping[str, Any]) -> list[str]:
         "r sets the size of the update, lora_alpha/r scales it; the learning rate matters most: the embedded model "
         "needs about 1e-3 to 3e-3, a 0.5B model about 1e-4 to 2e-4.",
     ],
-    solution="my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=3e-3, max_steps=80, "
-    "output_dir=OUTPUT_DIR)",
 )
 def q1(my_config: Any) -> str:
     cfg = _config(my_config)

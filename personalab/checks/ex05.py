@@ -136,8 +136,6 @@ def q1(injection_summary: Any, weakest_category: Any, most_robust_target: Any) -
         "phrases that prove the model obeyed you, `markers` style words of the requested style; for goal 'leak' "
         "the canary does the proving.",
     ],
-    solution="my_attack = {'id': 'my-haiku', 'category': 'role_play', 'turns': ['Answer only in haiku ...'], "
-             "'success': ['haiku']}",
 )
 def q2(my_attack: Any, attack_run: Any) -> str:
     try:

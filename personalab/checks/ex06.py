@@ -169,13 +169,6 @@ def _justification_errors(text: Any, approach: str, name: str) -> list[str]:
         "'twice a year' (see decision.FREQUENCIES) or a number of changes per month.",
         "Security asks whether strangers can reach the assistant; consistency whether adherence is brand-critical.",
     ),
-    solution="""
-analysis_a = {
-    "monthly_requests": 8_000 * 1.5 * 30,
-    "persona_change_frequency": "twice a year",
-    "public_facing": True,
-    "consistency_critical": True,
-}""",
 )
 def q1(analysis_a):
     _check_analysis(analysis_a, "analysis_a")
@@ -195,16 +188,6 @@ def q1(analysis_a):
         f"verdicts_a maps volume, stability, security and consistency to 'system prompt', 'fine-tuning' or "
         f"'neutral'. The justification needs {MIN_WORDS}+ words, the approach's name, and a word on each factor.",
     ),
-    solution="""
-rec_a = decision.recommend(**analysis_a)
-recommendation_a = rec_a.approach
-verdicts_a = {name: rec_a.factor(name).favours or "neutral" for name in ("volume", "stability", "security",
-                                                                          "consistency")}
-justification_a = (
-    "Fine-tuning: at 360,000 requests a month the volume is well above 100,000, the persona changes only "
-    "twice a year so retraining is rare, the app is public so jailbreak attempts will come, and a "
-    "brand-critical voice must not drift over long conversations."
-)""",
 )
 def q2(analysis_a, recommendation_a, verdicts_a, justification_a):
     _check_analysis(analysis_a, "analysis_a")
@@ -239,19 +222,6 @@ def q2(analysis_a, recommendation_a, verdicts_a, justification_a):
         "In the hybrid, the fine-tuned core holds what is the same everywhere and rarely changes; the overlays "
         "hold what differs per department or changes weekly.",
     ),
-    solution="""
-analysis_b = {
-    "monthly_requests": 300 * 40,
-    "persona_change_frequency": "weekly",
-    "public_facing": False,
-    "consistency_critical": True,
-    "personas": 4,
-}
-recommendation_b = decision.recommend(**analysis_b).approach
-hybrid_design = {
-    "core": [e for e in ELEMENTS if e.startswith(("traits", "response pattern", "catchphrases", "rules"))],
-    "overlays": [e for e in ELEMENTS if e.startswith(("department", "this week", "end-of-quarter"))],
-}""",
 )
 def q3(analysis_b, recommendation_b, hybrid_design):
     expect_keys(analysis_b, (*KEYS, "personas"), "analysis_b")
@@ -301,21 +271,6 @@ def q3(analysis_b, recommendation_b, hybrid_design):
         "Run decision.recommend on your inputs: your recommendation must agree with it, and your justification "
         "must say why, factor by factor.",
     ),
-    solution="""
-my_case = {
-    "description": "A study-planner chatbot for a university: students plan revision with it during exam "
-                   "season; the student union wants a friendly, steady coach voice.",
-    "monthly_requests": 25_000,
-    "persona_change_frequency": "quarterly",
-    "public_facing": True,
-    "consistency_critical": False,
-}
-my_recommendation = decision.recommend(**{k: v for k, v in my_case.items() if k != "description"}).approach
-my_justification = (
-    "Fine-tuning: the volume of 25,000 requests a month is in the middle band, so cost does not decide; the "
-    "persona changes only quarterly, so retraining is acceptable; the bot is public, so jailbreak attempts are "
-    "likely; consistency is nice-to-have, so drift would not be a disaster."
-)""",
 )
 def q4(my_case, my_recommendation, my_justification):
     expect_keys(my_case, ("description", *KEYS), "my_case")

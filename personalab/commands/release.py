@@ -11,11 +11,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write what a class receives: lessons, exercises, data and the package, without solutions/ or "
         "the grader's hidden cases",
         description="The release leaves out solutions/, notebooks_src/, grader/, tests/, benchmarks/ and docs/. "
-        "q.solution() is switched off (hints stay) unless --with-solutions is given.",
+        "Without solutions/, q1.solution() says that model solutions are not part of the release (hints stay); "
+        "--with-solutions ships solutions/.",
     )
     p.add_argument("out", help="folder to write (must not exist yet, or be empty; outside the repository)")
     p.add_argument("--with-solutions", action="store_true",
-                   help="keep the model solutions that q1.solution() shows (they are blanked by default)")
+                   help="ship solutions/ too (the model solutions that q1.solution() shows)")
     p.set_defaults(func=run)
 
 
@@ -24,6 +25,5 @@ def run(args: argparse.Namespace) -> int:
 
     out = release.build(args.out, solutions=args.with_solutions)
     print(f"wrote the student release to {out} "
-          f"({'with' if args.with_solutions else 'without'} model solutions in q.solution(); "
-          "no solutions/, no grader/)")
+          f"({'with' if args.with_solutions else 'without'} solutions/, which q.solution() shows; no grader/)")
     return 0

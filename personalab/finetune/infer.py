@@ -1,7 +1,7 @@
 """Inference for lesson 04: load a base or fine-tuned model, answer held-out requests, measure the persona.
 
 ``persona_eval`` answers the first user message of every held-out request (the eval split of
-:func:`personalab.data.load_requests`) **without a system prompt** and returns the replies with their
+:func:`personalab.dataset.load_requests`) **without a system prompt** and returns the replies with their
 persona-marker rate: the number that shows whether the persona moved into the weights.
 """
 

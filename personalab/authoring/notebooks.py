@@ -1,7 +1,7 @@
-"""Notebook generator: every course notebook is written as a percent-format script under
+"""Lessons and solutions: every course notebook is written as a percent-format script under
 ``notebooks_src/`` and turned into ``lessons/`` and ``solutions/`` here, with the same header
-(title, "Open in Colab" badge, setup cell) on every one. ``exercises/`` is generated from
-``solutions/`` by :mod:`personalab.exercises`. Run ``personalab notebooks build`` after editing a source.
+("Open in Colab" badge, setup cell) on every one. ``exercises/`` is generated from ``solutions/``
+by :mod:`.exercises`. Run ``personalab notebooks build`` after editing a source.
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from pathlib import Path
 
 import nbformat
 
-from .config import REPO_ROOT
-from .io import atomic_write_text
+from ..config import REPO_ROOT
+from .layout import REPO_SLUG, SRC_DIR, colab_badge, differing, dumps, write_changed
 
-REPO_SLUG = "persona-lab/persona-lab"
-SRC_DIR = REPO_ROOT / "notebooks_src"
 KINDS = ("lessons", "solutions")
 
 SETUP_CELL = """\
@@ -32,11 +30,6 @@ if "google.colab" in sys.modules:
     install()
 from personalab.notebook import setup
 profile = setup()"""
-
-
-def colab_badge(kind: str, filename: str) -> str:
-    url = f"https://colab.research.google.com/github/{REPO_SLUG}/blob/main/{kind}/{filename}"
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
 def header_cells(kind: str, filename: str) -> list[nbformat.NotebookNode]:
@@ -67,10 +60,6 @@ def render(src: Path, kind: str) -> nbformat.NotebookNode:
     return nb
 
 
-def dumps(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
-
-
 def targets() -> dict[Path, str]:
     """Map of generated notebook path -> its text, for every source script."""
     out: dict[Path, str] = {}
@@ -81,19 +70,10 @@ def targets() -> dict[Path, str]:
 
 
 def build() -> list[Path]:
-    """Regenerate lessons/ and solutions/ (and then exercises/). Returns the files that changed."""
-    changed = []
-    for path, text in targets().items():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            atomic_write_text(path, text)
-            changed.append(path)
-    try:
-        from .exercises import build as build_exercises
-    except ImportError:  # exercises module not present yet
-        return changed
-    return changed + build_exercises()
+    """Regenerate lessons/ and solutions/. Returns the files that changed."""
+    return write_changed(targets())
 
 
 def stale() -> list[Path]:
     """Generated notebooks that differ from what their sources produce."""
-    return [p for p, t in targets().items() if not p.exists() or p.read_text(encoding="utf-8") != t]
+    return differing(targets())
