@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "personalab"
 #: Layers from the bottom up, by a module's first name under ``personalab``. A module may import its own layer
 #: and the layers below it, never one above.
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("errors", "io", "config", "api_key", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
+    0: ("errors", "io", "config", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab"),
     1: ("embedded", "server", "smollm", "backends"),
     2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
@@ -125,3 +125,9 @@ def test_imports_point_down_the_layers():
         if layer(m) is not None and layer(t) is not None and layer(t) > layer(m)  # type: ignore[operator]
     )
     assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
+
+
+def test_the_readme_maps_every_layer():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    unmapped = [name for name in LAYER_OF if f"`{name}`" not in readme and f"`{name}/`" not in readme]
+    assert not unmapped, f"name these modules in the README's package map: {unmapped}"
