@@ -3,7 +3,7 @@
 1. ``OPENAI_BASE_URL`` when set (a workshop's shared vLLM / Ollama / ``transformers serve``),
 2. the OpenAI API when a key is found and the profile is not ``cpu`` (or ``PERSONALAB_BACKEND=openai``),
 3. otherwise a local server on 127.0.0.1 serving the profile's base model (started on first use, stopped at exit):
-   the embedded model on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`profile_base_model`).
+   the embedded model on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`personalab.config.base_model`).
 
 ``PERSONALAB_BACKEND`` (local | remote | openai) overrides the choice; ``PERSONALAB_MODEL`` names the model.
 The API key is read from the environment, a Colab secret or a hidden prompt; it is never printed or stored.
@@ -18,6 +18,7 @@ from typing import Any
 import openai
 
 from . import config
+from .config import find_api_key  # personalab.backends.find_api_key: the name lesson 00 and errors use
 from .errors import BackendError, SettingError
 
 BACKENDS = ("local", "remote", "openai")
@@ -25,30 +26,6 @@ DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 LOCAL_PLACEHOLDER_KEY = "local-no-key"  # the local server ignores it; the openai client requires some value
 
 _local_servers: dict[Path, Any] = {}
-
-
-def find_api_key(prompt: bool = False) -> str | None:
-    """The OpenAI key from ``OPENAI_API_KEY``, a Colab secret, or (``prompt=True``) a hidden prompt."""
-    key = os.environ.get("OPENAI_API_KEY")
-    if key:
-        return key
-    if config.in_colab():
-        try:
-            from google.colab import userdata  # type: ignore[import-not-found]
-
-            key = userdata.get("OPENAI_API_KEY")
-        except Exception:  # secret missing or access not granted
-            key = None
-        if key:
-            return key
-    if prompt:
-        import getpass
-
-        key = getpass.getpass("OpenAI API key (hidden; leave empty to use the local model): ").strip()
-        if key:
-            os.environ["OPENAI_API_KEY"] = key  # this process only; never written to disk
-            return key
-    return None
 
 
 def active_backend() -> str:
@@ -90,11 +67,9 @@ def base_model_dir(base: str) -> Path:
 
 
 def profile_base_model() -> str:
-    """The profile's one base model (lessons 01, 02, 04, 05, 06): the embedded model on cpu, else the model
-    lesson 04 fine-tunes (``finetune.default_config().base_model``, Qwen2.5-0.5B-Instruct by default)."""
-    from .finetune import default_config
-
-    return default_config(config.detect().name).base_model
+    """The active profile's one base model (:func:`personalab.config.base_model`): the embedded model on cpu, else
+    the model lesson 04 fine-tunes (Qwen2.5-0.5B-Instruct)."""
+    return config.base_model()
 
 
 def _default_local_model_dir() -> Path:

@@ -1,4 +1,4 @@
-"""Which profile is active: GPU or CPU, Colab or not, OpenAI key or local server.
+"""Which profile is active: GPU or CPU, Colab or not, OpenAI key or local server, and the base model it uses.
 
 Everything is detected from the environment; ``PERSONALAB_PROFILE`` overrides the detection.
 """
@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from .errors import SettingError
+from .errors import InputError, SettingError
 
 PROFILES = ("cpu", "gpu", "colab-gpu")
+#: ``base_model`` value for the course's embedded model (built on first use).
+EMBEDDED = "embedded"
+#: Base model on a GPU (Colab): a small instruct model Unsloth supports.
+GPU_BASE_MODEL = "unsloth/Qwen2.5-0.5B-Instruct"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 
@@ -48,10 +52,34 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def find_api_key(prompt: bool = False) -> str | None:
+    """The OpenAI key from ``OPENAI_API_KEY``, a Colab secret, or (``prompt=True``) a hidden prompt.
+
+    The key is never printed, logged or written to disk (a prompted key goes into this process's environment)."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if in_colab():
+        try:
+            from google.colab import userdata  # type: ignore[import-not-found]
+
+            key = userdata.get("OPENAI_API_KEY")
+        except Exception:  # secret missing or access not granted
+            key = None
+        if key:
+            return key
+    if prompt:
+        import getpass
+
+        key = getpass.getpass("OpenAI API key (hidden; leave empty to use the local model): ").strip()
+        if key:
+            os.environ["OPENAI_API_KEY"] = key  # this process only; never written to disk
+            return key
+    return None
+
+
 def openai_key_present() -> bool:
     """Whether an OpenAI key can be found (env var or Colab secret). The key itself is never returned here."""
-    from .backends import find_api_key
-
     return find_api_key(prompt=False) is not None
 
 
@@ -95,3 +123,12 @@ def detect() -> Profile:
         base_url=os.environ.get("OPENAI_BASE_URL") or None,
         overridden=bool(override),
     )
+
+
+def base_model(profile: str | None = None) -> str:
+    """The profile's one base model (lessons 01, 02, 04, 05, 06 and lesson 04's fine-tuning preset): the embedded
+    model on ``cpu``, :data:`GPU_BASE_MODEL` on ``gpu`` and ``colab-gpu``. ``None``: the active profile."""
+    profile = profile or detect().name
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r}", field="profile", fix=f"use one of {', '.join(PROFILES)}")
+    return EMBEDDED if profile == "cpu" else GPU_BASE_MODEL

@@ -151,7 +151,7 @@ def test_template_without_generation_markers(tok):
 def test_compare_labels_accepts_the_replies_and_names_other_rows(tok):
     from datasets import Dataset
 
-    from personalab.finetune.train import _render_texts
+    from personalab.finetune.trainers import _render_texts
 
     parts = masking.RESPONSE_PARTS["chatml"]
     examples = [{"messages": CHAT}, {"messages": CHAT[:2]}]
@@ -285,7 +285,7 @@ def test_unsloth_missing_is_an_install_hint(monkeypatch):
 
 
 def test_unsloth_texts_end_on_the_eos_token(tok):
-    from personalab.finetune.train import _render_texts
+    from personalab.finetune.trainers import _render_texts
 
     (row,) = _render_texts(tok, [{"messages": CHAT}])
     assert row["text"].endswith("<|im_end|>") and row["text"].count("<|im_start|>assistant\n") == 2

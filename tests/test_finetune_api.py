@@ -17,8 +17,8 @@ import inspect
 
 import pytest
 
+from personalab.finetune import api_drift
 from personalab.finetune import config as C
-from personalab.finetune import drift
 from personalab.finetune.config import FinetuneConfig, api_calls
 
 #: (backend, cuda): ("unsloth", False) is what lesson 04 and CI run; ("unsloth", True) is Colab's path.
@@ -27,12 +27,12 @@ CASES = [("peft", False), ("peft", True), ("unsloth", False), ("unsloth", True)]
 
 @pytest.fixture(scope="module")
 def pins():
-    return drift.constraint_pins()
+    return api_drift.constraint_pins()
 
 
 @pytest.fixture(scope="module")
 def packages():
-    pkgs = drift.unsloth_packages()
+    pkgs = api_drift.unsloth_packages()
     if pkgs is None:
         pytest.skip("the pinned Unsloth is neither installed nor its wheels cached or downloadable")
     return pkgs
@@ -41,7 +41,8 @@ def packages():
 @pytest.fixture(scope="module")
 def accepted(packages):
     """Accepted keywords per machine: {cuda: {callee: Params}}."""
-    return {cuda: drift.installed_params() | drift.unsloth_params(*packages, cuda=cuda) for cuda in (False, True)}
+    return {cuda: api_drift.installed_params() | api_drift.unsloth_params(*packages, cuda=cuda)
+            for cuda in (False, True)}
 
 
 def test_stack_is_the_pinned_one(pins):
@@ -55,43 +56,44 @@ def test_unsloth_is_read_from_what_runs(packages, pins):
     unsloth, zoo = packages
     assert (unsloth.version, zoo.version) == (pins["unsloth"], pins["unsloth-zoo"])
     assert unsloth.origin == zoo.origin == "installed"  # the copy lesson 04 imports, not a downloaded wheel
-    assert drift.CPU_LOADER in zoo.texts  # Unsloth's CPU mode ships with the pinned unsloth-zoo
+    assert api_drift.CPU_LOADER in zoo.texts  # Unsloth's CPU mode ships with the pinned unsloth-zoo
 
 
 def test_constraints_satisfy_unsloths_requirements(packages, pins):
     for must in ("transformers", "trl", "datasets", "peft", "torch", "certifi"):
         assert must in pins
-    problems = [p for pkg in packages for p in drift.unmet_requirements(pkg, pins)]
+    problems = [p for pkg in packages for p in api_drift.unmet_requirements(pkg, pins)]
     assert problems == [], "\n".join(problems)
 
 
 def test_unmet_requirements_are_found(packages):
     unsloth, _ = packages
-    old = dict(drift.constraint_pins(), certifi="2026.10.18")  # the release before the floor Unsloth sets
-    assert any("needs certifi" in p for p in drift.unmet_requirements(unsloth, old))
+    old = dict(api_drift.constraint_pins(), certifi="2026.10.18")  # the release before the floor Unsloth sets
+    assert any("needs certifi" in p for p in api_drift.unmet_requirements(unsloth, old))
 
 
 @pytest.mark.parametrize("backend,cuda", CASES)
 def test_every_keyword_is_accepted(accepted, backend, cuda):
     for cfg in (FinetuneConfig(), C.default_config("cpu"), C.default_config("gpu", gradient_checkpointing=False)):
         calls = [(callee, list(kw)) for callee, kw in api_calls(cfg, backend, cuda=cuda, bf16=False)]
-        assert drift.check_calls(calls, accepted[cuda]) == []
+        assert api_drift.check_calls(calls, accepted[cuda]) == []
 
 
 def test_cpu_calls_are_checked_against_unsloths_cpu_mode(accepted):
     cpu, gpu = accepted[False], accepted[True]
     for callee in ("unsloth.FastLanguageModel.from_pretrained", "unsloth.FastLanguageModel.get_peft_model",
                    "unsloth.save_pretrained_merged"):
-        assert cpu[callee].where.startswith(drift.CPU_LOADER) and not gpu[callee].where.startswith(drift.CPU_LOADER)
+        loader = api_drift.CPU_LOADER
+        assert cpu[callee].where.startswith(loader) and not gpu[callee].where.startswith(loader)
     # the GPU loader takes random_state, the CPU mode's does not: the CPU call must not send it
     kw = dict(api_calls(C.default_config("cpu"), "unsloth", cuda=False))["unsloth.FastLanguageModel.from_pretrained"]
     assert "random_state" not in kw and kw["load_in_4bit"] is False
-    assert drift.check_calls([("unsloth.FastLanguageModel.from_pretrained", ["random_state"])], cpu) != []
+    assert api_drift.check_calls([("unsloth.FastLanguageModel.from_pretrained", ["random_state"])], cpu) != []
 
 
 def test_the_checker_catches_drift(accepted):
     # TRL renamed max_seq_length to max_length; Unsloth never had load_in_3bit
-    problems = drift.check_calls([("trl.SFTConfig", ["max_seq_length"]),
+    problems = api_drift.check_calls([("trl.SFTConfig", ["max_seq_length"]),
                                   ("unsloth.FastLanguageModel.from_pretrained", ["load_in_3bit", "model_name"]),
                                   ("nobody.Knows", ["x"])], accepted[True])
     assert len(problems) == 3
@@ -116,14 +118,14 @@ def test_values_are_accepted_too(packages):
     peft.LoraConfig(**C.lora_config_kwargs(cfg))
     transformers.BitsAndBytesConfig(**C.bnb_kwargs())
     for cuda in (False, True):
-        assert C.unsloth_merge_kwargs()["save_method"] in drift.unsloth_save_methods(*packages, cuda=cuda)
+        assert C.unsloth_merge_kwargs()["save_method"] in api_drift.unsloth_save_methods(*packages, cuda=cuda)
     assert C.resolve_optim(cfg, "unsloth", True) in {o.value for o in transformers.training_args.OptimizerNames}
 
 
 def test_plain_loss_override_matches_trl():
     import trl
 
-    from personalab.finetune.train import trl_class
+    from personalab.finetune.trainers import trl_class
 
     params = list(inspect.signature(trl_class(trl.SFTTrainer).compute_loss).parameters)
     assert params == ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]
@@ -143,10 +145,10 @@ def test_package_calls_go_through_the_builders(accepted):
     """Every watched call in personalab/finetune passes its keywords from a builder (or literal, checked)."""
     strict = set(C.BUILDERS) | {"peft.get_peft_model"}
     problems, seen = [], set()
-    for path in drift.package_sources():
-        for call in drift.scan_source(path.read_text(encoding="utf-8"), path.name):
+    for path in api_drift.package_sources():
+        for call in api_drift.scan_source(path.read_text(encoding="utf-8"), path.name):
             seen.add(call.callee)
-            problems += drift.check_calls([(call.callee, call.keywords)], accepted)
+            problems += api_drift.check_calls([(call.callee, call.keywords)], accepted)
             if call.callee in strict:
                 names = [_called(star) for star in call.starred]
                 inputs = call.callee == "transformers.GenerationMixin.generate"  # generate(**inputs, **builder(...))
@@ -160,13 +162,13 @@ def test_package_calls_go_through_the_builders(accepted):
 def test_notebook_calls_are_accepted(accepted):
     accepted = accepted[False]  # the notebooks run in CI on a CPU
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    sources = drift.notebook_sources()
+    sources = api_drift.notebook_sources()
     assert len(sources) >= 2, "lesson and solution 04 sources not found"
     problems = []
     for path in sources:
         text = path.read_text(encoding="utf-8")
-        for call in drift.scan_source(text, path.name):
-            problems += drift.check_calls([(call.callee, call.keywords)], accepted)
+        for call in api_drift.scan_source(text, path.name):
+            problems += api_drift.check_calls([(call.callee, call.keywords)], accepted)
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("default_config", "FinetuneConfig"):
                 bad = [k.arg for k in node.keywords if k.arg not in fields and k.arg != "profile"]
@@ -177,6 +179,6 @@ def test_notebook_calls_are_accepted(accepted):
 def test_pins_read_the_same_without_tomllib(monkeypatch):
     import sys
 
-    pins = drift.pyproject_pins()
+    pins = api_drift.pyproject_pins()
     monkeypatch.setitem(sys.modules, "tomllib", None)  # Python 3.10 has no tomllib
-    assert drift.pyproject_pins() == {k: v for k, v in pins.items() if k in ("dependencies", "colab", "dev")}
+    assert api_drift.pyproject_pins() == {k: v for k, v in pins.items() if k in ("dependencies", "colab", "dev")}

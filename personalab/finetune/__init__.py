@@ -20,6 +20,7 @@ from .config import (
     default_output_dir,
     resolve_backend,
 )
+from .examples import dataset_paths, load_examples
 from .infer import (
     compare_answers,
     generate_replies,
@@ -38,8 +39,10 @@ from .masking import (
     training_template,
     verify_labels,
 )
+from .merging import merge, merge_adapter
 from .result import TrainResult, finetuned_model_dir, load_result, serve_finetuned
-from .train import dataset_paths, import_unsloth, load_examples, merge, merge_adapter, prepare, train
+from .train import train
+from .trainers import import_unsloth, prepare
 
 __all__ = [
     "EMBEDDED",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as pl_config
+from ..config import EMBEDDED, GPU_BASE_MODEL  # noqa: F401  (the profiles' base models; tests import them here)
 from ..errors import InputError
 
 BACKENDS = ("auto", "unsloth", "peft")
@@ -22,10 +23,6 @@ BACKENDS = ("auto", "unsloth", "peft")
 #: switch ``PERSONALAB_TRAINER=peft`` trains with plain PEFT + TRL (the benchmark's baseline) instead of Unsloth.
 TRAINER_ENV = "PERSONALAB_TRAINER"
 DTYPES = ("float32", "bfloat16", "float16")
-#: ``base_model`` value for the course's embedded model (built on first use).
-EMBEDDED = "embedded"
-#: Base model on a GPU (Colab): a small instruct model Unsloth supports.
-GPU_BASE_MODEL = "unsloth/Qwen2.5-0.5B-Instruct"
 #: Every linear layer of a Llama / Qwen / Mistral block: attention and MLP.
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FIX_FIELDS = "see `help(personalab.finetune.FinetuneConfig)` for every field and its range"
@@ -121,11 +118,11 @@ def default_output_dir(name: str = "finetune") -> Path:
 #: CPU: float32 weights (measured faster than bf16 here, and never a silent switch), no 4-bit (bitsandbytes'
 #: 4-bit needs a GPU) and no checkpointing (the embedded model is far from any memory limit).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"base_model": EMBEDDED, "r": 16, "lora_alpha": 32, "learning_rate": 3e-3, "max_steps": 80,
-            "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512,
+    "cpu": {"base_model": pl_config.base_model("cpu"), "r": 16, "lora_alpha": 32, "learning_rate": 3e-3,
+            "max_steps": 80, "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512,
             "dtype": "float32", "load_in_4bit": False, "gradient_checkpointing": False},
-    "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4, "max_steps": 60,
-            "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024,
+    "gpu": {"base_model": pl_config.base_model("gpu"), "r": 16, "lora_alpha": 16, "learning_rate": 2e-4,
+            "max_steps": 60, "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024,
             "dtype": None, "load_in_4bit": True, "gradient_checkpointing": True},
 }
 

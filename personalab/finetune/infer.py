@@ -75,7 +75,7 @@ def generate_replies(
     from tqdm.auto import tqdm
 
     from .config import generate_kwargs
-    from .train import auto_threads
+    from .machine import auto_threads
 
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     if tokenizer.pad_token is None:

@@ -6,7 +6,7 @@ Unsloth** (importing it patches transformers and TRL for the whole process): the
 and unsloth-zoo, installed or from their wheels, is parsed with :mod:`ast`, both the GPU callees and the CPU
 mode's (``unsloth_zoo/cpu/loader.py``, what trains on a machine without a GPU), and compared with
 :func:`personalab.finetune.config.api_calls`, the single list of what the training code passes.
-``tests/test_finetune_api.py`` runs them; ``python -m personalab.finetune.drift`` prints a report.
+``tests/test_finetune_api.py`` runs them; ``python -m personalab.finetune.api_drift`` prints a report.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def installed_params() -> dict[str, Params]:
     import trl
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-    from .train import trl_class  # TRL's own classes, also after Unsloth replaced them in this process
+    from .trainers import trl_class  # TRL's own classes, also after Unsloth replaced them in this process
 
     sft_trainer = trl_class(trl.SFTTrainer)
 
