@@ -60,12 +60,6 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_dir(dst: str | Path, write: Callable[[Path], None]) -> Path:
     """Fill a folder with ``write(tmp)`` in a temporary sibling, then rename it to ``dst`` (replacing an old one):
     never half written."""
