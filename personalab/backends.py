@@ -66,14 +66,8 @@ def base_model_dir(base: str) -> Path:
     return Path(snapshot_download(base))
 
 
-def profile_base_model() -> str:
-    """The active profile's one base model (:func:`personalab.config.base_model`): the embedded model on cpu, else
-    the model lesson 04 fine-tunes (Qwen2.5-0.5B-Instruct)."""
-    return config.base_model()
-
-
 def _default_local_model_dir() -> Path:
-    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or profile_base_model()
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or config.base_model()
     if choice == "smollm2":
         from .smollm import convert_smollm2
 

@@ -117,10 +117,10 @@ def checks_ok(checks: list[Check], name: str) -> bool:
 
 def local_model_check() -> Check:
     """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
-    from .backends import checked_model_dir, looks_like_path, profile_base_model
+    from .backends import checked_model_dir, looks_like_path
     from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
 
-    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or profile_base_model()
+    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or config.base_model()
     if choice != "smollm2" and not looks_like_path(choice) and choice != "embedded":
         return Check("local model", True, f"{choice} (a Hub model: downloaded on first use, needs the network)")
     if choice == "smollm2":

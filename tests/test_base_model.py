@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from personalab import backends, results
+from personalab import backends, config, results
 from personalab.embedded import ensure_built
 from personalab.evaluate import targets as T
 from personalab.evaluate.runner import Target
@@ -96,17 +96,17 @@ def test_gpu_profile_without_key_serves_the_finetune_base(monkeypatch, tmp_path)
     once; here the download is faked with the embedded model standing in for it)."""
     import huggingface_hub
 
-    from personalab.finetune.config import GPU_BASE_MODEL
+    from personalab.config import GPU_BASE_MODEL
 
     asked = []
     monkeypatch.setenv("PERSONALAB_PROFILE", "gpu")
     monkeypatch.delenv("PERSONALAB_LOCAL_MODEL", raising=False)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo: asked.append(repo) or str(ensure_built()))
-    assert backends.profile_base_model() == GPU_BASE_MODEL
+    assert config.base_model() == GPU_BASE_MODEL
     assert backends._default_local_model_dir() == ensure_built()
     assert asked == [GPU_BASE_MODEL]
     monkeypatch.setenv("PERSONALAB_PROFILE", "cpu")
-    assert backends.profile_base_model() == "embedded"
+    assert config.base_model() == "embedded"
 
 
 def test_report_names_every_rows_base_and_flags_a_mismatch():
