@@ -14,6 +14,7 @@ import pytest
 from personalab import grading
 from personalab.authoring import exercises
 from personalab.checks import Result
+from personalab.grading import scoring
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -73,8 +74,8 @@ def test_values_need_the_nonce(tmp_path):
         + json.dumps({"nonce": "n0", "question": "q1", "values": {"answer": 41}}) + "\n"
         + json.dumps({"nonce": "n0", "question": "q1", "values": {"answer": 40}}) + "\n"
     )
-    assert grading._read_values(path, "n0") == {"q1": {"answer": 41}}
-    assert grading._read_values(tmp_path / "none.jsonl", "n0") == {}
+    assert scoring.read_values(path, "n0") == {"q1": {"answer": 41}}
+    assert scoring.read_values(tmp_path / "none.jsonl", "n0") == {}
 
 
 def test_unknown_exercise_is_a_row_not_a_crash(tmp_path):

@@ -1,0 +1,93 @@
+"""Grading a folder of submissions: the model server, the runs in parallel, the gradebook and feedback written."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import sandbox
+from ..errors import InputError
+from .isolation import Isolation
+from .report import Report, write_outputs
+from .run import DEFAULT_CELL_TIMEOUT, grade_one
+from .submissions import Submission, find_submissions
+
+
+@contextlib.contextmanager
+def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
+    """Where kernels and checks find the model: ``OPENAI_BASE_URL`` if set (a workshop server, whose
+    ``OPENAI_API_KEY`` is passed on), else a local server started for the grading run (``enabled``)."""
+    base_url = os.environ.get("OPENAI_BASE_URL") or None
+    model = os.environ.get("PERSONALAB_MODEL") or None
+    if base_url or not enabled:
+        yield {"base_url": base_url, "model": model, "api_key": os.environ.get("OPENAI_API_KEY") if base_url else None}
+        return
+    try:
+        from ..server import LocalServer
+    except ImportError:
+        print("warning: personalab.server is not available: grading without a model server", file=sys.stderr)
+        yield {"base_url": None, "model": None, "api_key": None}
+        return
+    with LocalServer() as server:
+        saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "PERSONALAB_MODEL")}
+        os.environ["OPENAI_BASE_URL"], os.environ["PERSONALAB_MODEL"] = server.base_url, server.model
+        try:
+            yield {"base_url": server.base_url, "model": server.model, "api_key": None}
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def grade_all(
+    submissions: Sequence[Submission],
+    *,
+    jobs: int = 1,
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT,
+    notebook_timeout: float | None = None,
+    server: bool = True,
+    progress: bool = True,
+    isolation: Isolation | None = None,
+) -> list[Report]:
+    """Grade notebooks in parallel (``jobs`` at a time), in the order given."""
+    isolation = isolation or Isolation()
+    with model_server(server) as where, tempfile.TemporaryDirectory(prefix="personalab-relay-") as relay_tmp:
+        relay_dir = Path(relay_tmp)
+        os.chmod(relay_dir, 0o755)
+        base_url = where["base_url"] if isolation.mode == "bwrap" else None
+        with sandbox.relay(base_url, relay_dir) as relay:
+            if relay is not None:
+                isolation = dataclasses.replace(isolation, relay_dir=relay_dir)
+            kw = {"cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "isolation": isolation, **where}
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                futures = [pool.submit(grade_one, s, **kw) for s in submissions]
+                if progress:
+                    from tqdm.auto import tqdm
+
+                    for fut in tqdm(futures, desc="grading", unit="notebook"):
+                        fut.result()
+                return [f.result() for f in futures]
+
+
+def grade_folder(root: str | Path, out: str | Path, *, exercise: str | None = None, jobs: int = 1,
+                 cell_timeout: float = DEFAULT_CELL_TIMEOUT, notebook_timeout: float | None = None,
+                 server: bool = True, feedback_dir: str | Path | None = None, progress: bool = True,
+                 isolation: Isolation | None = None) -> list[Report]:
+    """Grade every notebook under ``root`` and write the gradebook ``out`` and the feedback files."""
+    root = Path(root)
+    subs = find_submissions(root, exercise=exercise)
+    if not subs:
+        raise InputError("no notebooks (*.ipynb) found", path=root,
+                         fix="put one STUDENT.ipynb per student there, or one folder per student")
+    reports = grade_all(subs, jobs=jobs, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                        server=server, progress=progress, isolation=isolation)
+    write_outputs(reports, out, root=root, feedback_dir=feedback_dir)
+    return reports

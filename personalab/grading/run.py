@@ -1,0 +1,220 @@
+"""Grading one submission in the grader's process: prepare the notebook, run the worker (sandboxed or not),
+read back the values the notebook exported and score them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import config, sandbox
+from ..checks import Exercise, Hidden, Result, load_exercise, module_name
+from .hidden import load_hidden
+from .isolation import Isolation, kernel_env, sandbox_env, without_secrets
+from .notebooks import cell_label, read_notebook
+from .report import Report, all_zero
+from .scoring import grade_questions, read_values
+from .submissions import Submission, exercise_label, other_exercise
+from .worker import KERNEL_STARTUP, prepare
+
+DEFAULT_CELL_TIMEOUT = 120
+GRADING_CELL_TIMEOUT = 120
+
+
+def grade_one(
+    sub: Submission,
+    *,
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT,
+    notebook_timeout: float | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    isolation: Isolation | None = None,
+) -> Report:
+    """Grade one notebook. Never raises for anything the submission does: problems become reasons."""
+    start = time.monotonic()
+    isolation = isolation or Isolation()
+    if sub.exercise is None:
+        res = Result("?", 0.0, 0.0, "error", "cannot tell which exercise this is: name the file NN_*.ipynb "
+                     "(like the exercise notebook) or pass --exercise")
+        return Report(sub, [res], seconds=time.monotonic() - start)
+    try:
+        exercise = load_exercise(sub.exercise)
+    except Exception as exc:  # noqa: BLE001
+        res = Result("?", 0.0, 0.0, "error", f"no checks for exercise {sub.exercise!r} ({type(exc).__name__}: {exc})")
+        return Report(sub, [res], seconds=time.monotonic() - start)
+    report = Report(sub, [], exercise_title=exercise.title)
+    try:
+        hidden = load_hidden(sub.exercise, isolation.grader_dir)
+        env = kernel_env(base_url, model, api_key)
+        report = _run_and_grade(sub, exercise, report, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                                env=env, isolation=isolation, hidden=hidden)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one bad notebook never stops the gradebook
+        report.results = all_zero(exercise, "error", f"grading failed ({type(exc).__name__}: {exc})")
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _sandbox_paths(job: dict[str, Any], tmpdir: Path) -> dict[str, Any]:
+    """The job with the grader's temporary paths replaced by where the sandbox mounts them."""
+    def inside(value: str) -> str:
+        return value.replace(str(tmpdir), sandbox.JOB)
+
+    return {k: inside(v) if isinstance(v, str) else v for k, v in job.items()}
+
+
+def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_timeout: float,
+                   notebook_timeout: float | None, env: dict[str, str], isolation: Isolation | None = None,
+                   hidden: dict[str, Hidden] | None = None) -> Report:
+    import nbformat
+
+    isolation = isolation or Isolation()
+    hidden = hidden or {}
+    try:
+        nb = read_notebook(sub.path)
+    except Exception as exc:  # noqa: BLE001 - malformed JSON, empty file, not a notebook
+        msg = str(exc).splitlines()[0][:240] if str(exc) else type(exc).__name__
+        report.results = all_zero(exercise, "error", f"the notebook file could not be read ({msg})")
+        return report
+    other = other_exercise(nb, sub.exercise or "")
+    if other is not None:
+        reason = (f"this notebook is {exercise_label(other)}, not {exercise_label(sub.exercise or '')}: "
+                  f"hand in the notebook of exercise {sub.exercise} (or grade this one with --exercise {other})")
+        report.results = all_zero(exercise, "error", reason)
+        return report
+    n_code = sum(c.get("cell_type") == "code" for c in nb.cells)
+    # room for one re-run up to a cell that killed the kernel (keeps the points of the questions before it)
+    limit = notebook_timeout or (2 * KERNEL_STARTUP + GRADING_CELL_TIMEOUT + cell_timeout * (2 * n_code + 1))
+    sandboxed = isolation.mode == "bwrap"
+    # the grader's files and the kernel's working directory are unrelated folders
+    with tempfile.TemporaryDirectory(prefix="personalab-grade-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="personalab-work-") as work:
+        tmpdir = Path(tmp)
+        workdir = Path(work) / "work"
+        if sub.folder is not None:
+            shutil.copytree(sub.folder, workdir, symlinks=True, ignore=shutil.ignore_patterns("*.ipynb", ".*"))
+        else:
+            workdir.mkdir()
+        nonce = secrets.token_hex(16)
+        values_path = tmpdir / f"values-{secrets.token_hex(8)}.jsonl"
+        hidden_path = None
+        if hidden:
+            hidden_path = tmpdir / "hidden.json"
+            hidden_path.write_text(json.dumps({qid: h.inputs for qid, h in hidden.items()}), encoding="utf-8")
+        job = {"notebook": str(tmpdir / "submission.ipynb"), "cwd": str(workdir),
+               "cell_timeout": cell_timeout, "grading_timeout": GRADING_CELL_TIMEOUT,
+               "status": str(tmpdir / "status.json"), "kernel_pid": str(tmpdir / "kernel.pid"),
+               "progress": str(tmpdir / "progress"), "env": env}
+        values_in_kernel = str(values_path)
+        hidden_in_kernel = str(hidden_path) if hidden_path else None
+        if sandboxed:
+            job = _sandbox_paths(job, tmpdir)
+            job["cwd"] = sandbox.WORK
+            values_in_kernel = values_in_kernel.replace(str(tmpdir), sandbox.JOB)
+            hidden_in_kernel = hidden_in_kernel.replace(str(tmpdir), sandbox.JOB) if hidden_in_kernel else None
+            job["env"] = sandbox_env(env, relayed=isolation.relay_dir is not None)
+            if isolation.relay_dir is not None and env.get("OPENAI_BASE_URL"):
+                job["relay"] = {"base_url": job["env"]["OPENAI_BASE_URL"], "socket": f"{sandbox.RELAY_DIR}/model.sock"}
+        prepared = prepare(nb, values_path=values_in_kernel, nonce=nonce, module=module_name(sub.exercise or ""),
+                            hidden_path=hidden_in_kernel)
+        (tmpdir / "submission.ipynb").write_text(nbformat.writes(prepared, version=4), encoding="utf-8")
+        (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        status = _run_worker(tmpdir, job, limit, prepared.cells, workdir=workdir, isolation=isolation)
+        report.cell_errors = status.get("cell_errors", [])
+        if status.get("note"):
+            report.notes.append(status["note"])
+        exported = read_values(values_path, nonce)
+    report.results = grade_questions(exercise, exported, hidden, nb, status, report.cell_errors)
+    return report
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence[Any], *, workdir: Path,
+                isolation: Isolation) -> dict[str, Any]:
+    """Run the worker (in the sandbox when asked) and return its status; kill everything it left behind."""
+    env = without_secrets(os.environ)
+    env["PYTHONPATH"] = job["env"]["PYTHONPATH"]
+    group, oom = None, False
+    if isolation.mode == "bwrap":
+        readonly = sandbox.readonly_paths(config.REPO_ROOT, job["env"]["PYTHONPATH"].split(os.pathsep), config.home())
+        hide = [isolation.grader_dir] if any(isolation.grader_dir.resolve().is_relative_to(Path(src))
+                                             for src, _ in readonly) else []
+        inner = [sys.executable, "-m", "personalab.grading", "--worker", f"{sandbox.JOB}/job.json"]
+        cmd = sandbox.bwrap_command(inner, workdir=workdir, jobdir=tmpdir, relay_dir=isolation.relay_dir,
+                                    readonly=readonly, hide=hide)
+        group = sandbox.ResourceGroup.create(isolation.limits)
+        cmd = (group.shell_prefix() if group else sandbox.rlimit_prefix(isolation.limits)) + cmd
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": job["env"]["PYTHONPATH"],
+               "HOME": sandbox.HOME, "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONDONTWRITEBYTECODE": "1"}
+    else:
+        cmd = [sys.executable, "-m", "personalab.grading", "--worker", str(tmpdir / "job.json")]
+    kernel_pid = tmpdir / "kernel.pid"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        out = _communicate_bounded(proc, limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        if group is None:
+            with contextlib.suppress(Exception):
+                _kill_group(int(kernel_pid.read_text()))
+        proc.wait()
+        where = ""
+        with contextlib.suppress(Exception):
+            where = f" while running {cell_label(cells, int((tmpdir / 'progress').read_text()))}"
+        return {"note": f"the notebook ran past the grading time limit ({limit:g} s){where} and was stopped"}
+    finally:
+        if group is not None:
+            oom = group.oom_killed()
+            group.remove()
+        elif isolation.mode == "none":
+            with contextlib.suppress(Exception):  # a kernel left behind by a crashed worker
+                if proc.returncode is not None:
+                    _kill_group(int(kernel_pid.read_text()))
+    status_path = tmpdir / "status.json"
+    status: dict[str, Any] | None = None
+    with contextlib.suppress(Exception):
+        status = json.loads(status_path.read_text(encoding="utf-8"))
+        if not isinstance(status, dict):
+            status = None
+    if status is None:
+        tail = out.decode("utf-8", "replace").strip().splitlines()[-3:] if out else []
+        status = {"note": f"the grading worker failed (exit {proc.returncode}): {' / '.join(tail)[:300]}"}
+    if group is not None and oom and "kernel died" in str(status.get("note")):
+        limit_mb = isolation.limits.memory_mb
+        status["note"] = str(status["note"]).replace("(it exited Python or ran out of memory)",
+                                                     f"(it ran out of memory: the limit is {limit_mb} MB)")
+    return status
+
+
+def _communicate_bounded(proc: subprocess.Popen[bytes], limit: float, keep: int = 20_000) -> bytes:
+    """Wait for ``proc`` at most ``limit`` seconds, keeping only the last ``keep`` bytes of its output."""
+    tail = bytearray()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(65536):
+            tail.extend(chunk)
+            del tail[:-keep]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=limit)
+    finally:
+        reader.join(timeout=5)
+    return bytes(tail)
