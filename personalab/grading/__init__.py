@@ -20,17 +20,18 @@ With ``Isolation("bwrap")`` (``personalab grade --sandbox``) the worker and kern
 every process killed at the end. Questions with hidden cases (``grader/exNN.py``) are scored on those.
 
 Modules, each importing only those above it: ``notebooks`` (reading a notebook, what its cells define),
-``submissions`` (finding them, which exercise each is), ``report`` (reports, gradebook, feedback), ``scoring``
-(exported values -> points), ``hidden`` (the grader's hidden cases), ``isolation`` (the kernel's environment,
-sandbox or not), ``worker`` (the process that runs the notebook, and the cells appended to it), ``run``
-(``grade_one``), ``batch`` (``grade_folder``: a whole folder, with the model server).
+``submissions`` (finding them, which exercise each is), ``gradebook`` (each submission's report, the CSV
+gradebook, feedback), ``scoring`` (exported values -> points), ``hidden`` (the grader's hidden cases),
+``isolation`` (the kernel's environment, sandbox or not), ``worker`` (the process that runs the notebook, and
+the cells appended to it), ``run`` (``grade_one``), ``batch`` (``grade_folder``: a whole folder, with the model
+server).
 """
 
 from .batch import grade_folder, model_server
+from .gradebook import Report, feedback_markdown
 from .hidden import load_hidden
 from .isolation import Isolation, kernel_env, resolve_isolation
 from .notebooks import defined_names
-from .report import Report, feedback_markdown
 from .run import DEFAULT_CELL_TIMEOUT, grade_one
 from .submissions import Submission, find_submissions
 

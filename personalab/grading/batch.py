@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .. import sandbox
 from ..errors import InputError
+from .gradebook import Report, write_outputs
 from .isolation import Isolation
-from .report import Report, write_outputs
 from .run import DEFAULT_CELL_TIMEOUT, grade_one
 from .submissions import Submission, find_submissions
 

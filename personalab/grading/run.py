@@ -20,10 +20,10 @@ from typing import Any
 
 from .. import config, sandbox
 from ..checks import Exercise, Hidden, Result, load_exercise, module_name
+from .gradebook import Report, all_zero
 from .hidden import load_hidden
 from .isolation import Isolation, kernel_env, sandbox_env, without_secrets
 from .notebooks import cell_label, read_notebook
-from .report import Report, all_zero
 from .scoring import grade_questions, read_values
 from .submissions import Submission, exercise_label, other_exercise
 from .worker import KERNEL_STARTUP, prepare
