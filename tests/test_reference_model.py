@@ -19,6 +19,7 @@ from personalab.config import REPO_ROOT
 from personalab.embedded.build import (
     BUILDER_VERSION,
     REFERENCE_DIR,
+    build,
     default_model_dir,
     read_build_info,
     source_hash,
@@ -122,12 +123,11 @@ def test_checks_hold_under_every_cpu_kernel(capability: str, monkeypatch: pytest
 
 
 @pytest.mark.slow
-def test_a_rebuild_steers_like_the_reference(background_rebuild: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`personalab model build` from scratch on this machine gives a model that passes the same checks (the build
-    runs in the background while the suite runs: see conftest.py)."""
+def test_a_rebuild_steers_like_the_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`personalab model build` from scratch on this machine gives a model that passes the same checks."""
     from personalab.server import LocalServer
 
-    out = background_rebuild
+    out = build(tmp_path / "rebuilt", progress=False)
     assert read_build_info(out)["source_sha256"] == source_hash()
     with LocalServer(out) as server:
         result = steering_and_ex01(server.base_url, server.model, monkeypatch)
