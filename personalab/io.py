@@ -103,24 +103,28 @@ def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML; syntax errors become :class:`InputError` with the line."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path=path, fix="check the path (it is relative to the folder you run from)")
-    text = path.read_text(encoding="utf-8")
+YAML_FIX = "check indentation and quoting near that line (quote text that contains ': ' or starts with a quote)"
+
+
+def parse_yaml(text: str, *, path: str | Path, fix: str = YAML_FIX) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text into (data, node tree for line numbers); a syntax error becomes :class:`InputError` naming
+    ``path`` (a file or a variable name) and the line."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise InputError(
-            f"invalid YAML: {exc.problem or exc}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-            fix="check indentation and quoting near that line (quote text that contains ': ' or starts with a quote)",
-        ) from None
+        raise InputError(f"invalid YAML: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None,
+                         fix=fix) from None
     return data, node
+
+
+def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; syntax errors become :class:`InputError` with the line."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path, fix="check the path (it is relative to the folder you run from)")
+    return parse_yaml(path.read_text(encoding="utf-8"), path=path)
 
 
 def load_yaml_model(path: str | Path, model: type[M], *, fix: str | None = None) -> M:

@@ -33,22 +33,14 @@ REQUIRED = ("name", "role", "traits", "response_pattern", "vocabulary")
 
 def spec_from(value: Any, name: str = "my_persona") -> PersonaSpec:
     """A validated :class:`PersonaSpec` from YAML text, a dict or a spec; errors name the line and field."""
-    import yaml
-
     from ..errors import InputError
-    from ..io import validate_with_lines
+    from ..io import parse_yaml, validate_with_lines
 
     if isinstance(value, PersonaSpec):
         return value
     node = None
     if isinstance(value, str):
-        try:
-            node = yaml.compose(value, Loader=yaml.SafeLoader)
-            value = yaml.safe_load(value)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise InputError(f"invalid YAML: {exc.problem or exc}", path=name, line=mark.line + 1 if mark else None,
-                             fix="check indentation and quoting near that line") from None
+        value, node = parse_yaml(value, path=name, fix="check indentation and quoting near that line")
     if not isinstance(value, Mapping):
         raise InputError(f"expected a persona spec (YAML text or a dict), got {describe(value)}", path=name)
     return validate_with_lines(dict(value), node, PersonaSpec, path=name,

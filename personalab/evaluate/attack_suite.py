@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..config import DATA_DIR
 from ..errors import InputError
-from ..io import read_yaml, validate_with_lines
+from ..io import parse_yaml, read_yaml, validate_with_lines
 
 ATTACKS_DIR = DATA_DIR / "attacks"
 ATTACK_FIX = ("compare with data/attacks/instruction_override.yaml: id, turns, and what counts as compliance "
@@ -176,13 +175,7 @@ def attack_from(value: Any, name: str = "my_attack") -> Attack:
     if isinstance(value, Attack):
         return value
     if isinstance(value, str):
-        try:
-            node = yaml.compose(value, Loader=yaml.SafeLoader)
-            value = yaml.safe_load(value)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise InputError(f"invalid YAML: {exc.problem or exc}", path=name,
-                             line=mark.line + 1 if mark else None, fix="check indentation and quoting") from None
+        value, node = parse_yaml(value, path=name, fix="check indentation and quoting")
     if not isinstance(value, Mapping):
         raise InputError("an attack is a dict with id, category and turns", path=name, fix=ATTACK_FIX)
     data = dict(value)
