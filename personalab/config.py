@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -132,3 +134,18 @@ def base_model(profile: str | None = None) -> str:
     if profile not in PROFILES:
         raise InputError(f"unknown profile {profile!r}", field="profile", fix=f"use one of {', '.join(PROFILES)}")
     return EMBEDDED if profile == "cpu" else GPU_BASE_MODEL
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the ``with`` block, then restore each to what it was (or unset it)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from tqdm.auto import tqdm
 
-from .config import REPO_ROOT
+from .config import REPO_ROOT, environment
 from .io import atomic_write_text
 
 LESSONS_DIR = REPO_ROOT / "lessons"
@@ -57,17 +57,9 @@ def shared_backend_env():
         return
     from .server import LocalServer
 
-    saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "PERSONALAB_MODEL", "PERSONALAB_BACKEND")}
-    with LocalServer() as server:
-        os.environ.update(OPENAI_BASE_URL=server.base_url, PERSONALAB_MODEL=server.model, PERSONALAB_BACKEND="remote")
-        try:
-            yield server
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with LocalServer() as server, environment(OPENAI_BASE_URL=server.base_url, PERSONALAB_MODEL=server.model,
+                                              PERSONALAB_BACKEND="remote"):
+        yield server
 
 
 def local_kernel_manager(socket_dir: Path) -> KernelManager:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import sandbox
+from ..config import environment
 from ..errors import InputError
 from .gradebook import Report, write_outputs
 from .isolation import Isolation
@@ -34,17 +35,8 @@ def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
         print("warning: personalab.server is not available: grading without a model server", file=sys.stderr)
         yield {"base_url": None, "model": None, "api_key": None}
         return
-    with LocalServer() as server:
-        saved = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "PERSONALAB_MODEL")}
-        os.environ["OPENAI_BASE_URL"], os.environ["PERSONALAB_MODEL"] = server.base_url, server.model
-        try:
-            yield {"base_url": server.base_url, "model": server.model, "api_key": None}
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with LocalServer() as server, environment(OPENAI_BASE_URL=server.base_url, PERSONALAB_MODEL=server.model):
+        yield {"base_url": server.base_url, "model": server.model, "api_key": None}
 
 
 def grade_all(
