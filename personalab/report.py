@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import plots, report_figures
+from . import plots, report_figures, results
 from .decision import quick_reference
 from .evidence import Evidence, cost_comparison, duration
 from .io import atomic_write_bytes, atomic_write_text
@@ -499,8 +499,6 @@ def _safe(dimension: str, records: Records) -> dict[str, Cell]:
 def build(records: Records | None = None, *, framework: bool = True) -> Report:
     """The filled matrix from ``records`` (default: every saved result, ``personalab.results.load_all()``)."""
     if records is None:
-        from . import results
-
         records = results.load_all()
     rows = [Row(d, _safe(d, records), ARTICLE[d]) for d in DIMENSIONS]
     used = {}
@@ -571,8 +569,6 @@ def plot_vs_article(records: Records | None = None) -> Any:
     import matplotlib.pyplot as plt
 
     if records is None:
-        from . import results
-
         records = results.load_all()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
     width = 0.27

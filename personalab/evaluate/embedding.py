@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,7 @@ class Embedder:
             return [self._memo[t] for t in texts]
 
 
-_default_embedder: Embedder | None = None
-
-
+@cache
 def default_embedder() -> Embedder:
     """One shared :class:`Embedder` per process (the model loads once)."""
-    global _default_embedder
-    if _default_embedder is None:
-        _default_embedder = Embedder()
-    return _default_embedder
+    return Embedder()

@@ -240,12 +240,7 @@ def _groupby(items: Iterable[object]) -> Any:
     return groupby(items)
 
 
-_default_gate: FluencyGate | None = None
-
-
+@cache
 def default_gate() -> FluencyGate:
     """One shared gate with the calibrated limits."""
-    global _default_gate
-    if _default_gate is None:
-        _default_gate = FluencyGate()
-    return _default_gate
+    return FluencyGate()
