@@ -143,7 +143,8 @@ def lock() -> int:
     no_deps = [line for line in LOCK.read_text(encoding="utf-8").splitlines() if "# no-deps" in line]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lock.txt"
-        out.write_text("\n".join(line for line in lock_lines() if "unsloth" not in line) + "\n")
+        out.write_text("\n".join(line for line in LOCK.read_text(encoding="utf-8").splitlines()
+                                 if line.strip() and not line.startswith("#") and "# no-deps" not in line) + "\n")
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
         sh(BIN / "uv", "pip", "compile", ROOT / "pyproject.toml", "--extra", "dev", "--universal",
            "--python-version", "3.11", "-o", out, "--no-header", "--no-annotate",

