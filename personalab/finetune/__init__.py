@@ -1,8 +1,8 @@
 """LoRA fine-tuning of a persona into the weights with Unsloth, on a GPU or a CPU; plain PEFT + TRL as the baseline.
 
-    cfg = finetune.default_config()            # preset for this machine (embedded model, float32 on CPU)
+    cfg = finetune.default_config()            # preset for this machine (SmolLM2-135M-Instruct, float32 on CPU)
     result = finetune.train(cfg, "train.jsonl") # progress bar + loss; adapter, merged model, metrics.json
-    before = finetune.persona_eval("embedded")  # persona-marker rate on held-out requests, no system prompt
+    before = finetune.persona_eval("smollm2")  # persona-marker rate on held-out requests, no system prompt
     after = finetune.persona_eval(*result.load())
 
 ``PERSONALAB_TRAINER=peft`` (or ``backend='peft'``) trains with plain PEFT + TRL instead of Unsloth.

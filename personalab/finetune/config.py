@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as pl_config
-from ..config import EMBEDDED, GPU_BASE_MODEL  # noqa: F401  (the profiles' base models; tests import them here)
+from ..config import EMBEDDED, GPU_BASE_MODEL, SMOLLM2  # noqa: F401  (the profiles' base models; tests import them here)
 from ..errors import InputError
 
 BACKENDS = ("auto", "unsloth", "peft")
@@ -38,7 +38,7 @@ class FinetuneConfig:
     length of the run, and one optimizer step sees ``batch_size * grad_accum`` conversations.
     """
 
-    base_model: str = EMBEDDED
+    base_model: str = SMOLLM2
     r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -113,15 +113,16 @@ def default_output_dir(name: str = "finetune") -> Path:
     return pl_config.home() / "runs" / name
 
 
-#: Settings that fit each profile: the embedded model needs a much larger learning rate than a 0.5B model.
-#: The trainer is Unsloth in both; the profile chooses its dtype, 4-bit loading and gradient checkpointing. On a
-#: CPU: float32 weights (measured faster than bf16 here, and never a silent switch), no 4-bit (bitsandbytes'
-#: 4-bit needs a GPU) and no checkpointing (the embedded model is far from any memory limit).
+#: Settings that fit each profile; the trainer is Unsloth in both, the profile chooses its dtype, 4-bit loading and
+#: gradient checkpointing. On a CPU (SmolLM2-135M-Instruct): float32 weights (measured faster than bf16 here, and
+#: never a silent switch), no 4-bit (bitsandbytes' 4-bit needs a GPU), no checkpointing, and a short run with a
+#: high learning rate: 30 steps of 8 conversations (4 per batch, 2 accumulated: half the activation memory of 8 at
+#: once) move the persona into the weights in a few minutes on 2 cores (benchmarks/RESULTS.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"base_model": pl_config.base_model("cpu"), "r": 16, "lora_alpha": 32, "learning_rate": 3e-3,
-            "max_steps": 80, "batch_size": 16, "warmup_steps": 5, "max_seq_length": 512,
+    "cpu": {"base_model": SMOLLM2, "r": 16, "lora_alpha": 32, "learning_rate": 1e-3,
+            "max_steps": 30, "batch_size": 4, "grad_accum": 2, "warmup_steps": 3, "max_seq_length": 512,
             "dtype": "float32", "load_in_4bit": False, "gradient_checkpointing": False},
-    "gpu": {"base_model": pl_config.base_model("gpu"), "r": 16, "lora_alpha": 16, "learning_rate": 2e-4,
+    "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4,
             "max_steps": 60, "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024,
             "dtype": None, "load_in_4bit": True, "gradient_checkpointing": True},
 }
@@ -134,7 +135,7 @@ def default_config(profile: str | None = None, **changes: Any) -> FinetuneConfig
     profile = "gpu" if profile in ("gpu", "colab-gpu") else profile
     if profile not in PRESETS:
         raise InputError(f"unknown profile {profile!r}", field="profile", fix="use 'cpu' or 'gpu'")
-    return FinetuneConfig(**{**PRESETS[profile], **changes})
+    return FinetuneConfig(**{**PRESETS[profile], "base_model": pl_config.base_model(profile), **changes})
 
 
 def resolve_backend(cfg: FinetuneConfig) -> str:

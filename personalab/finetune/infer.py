@@ -15,18 +15,14 @@ from ..persona import PersonaSpec, has_marker, marker_rate, taskmaster
 
 
 def resolve_model_path(name: str | Path) -> str:
-    """``"embedded"`` → the embedded model's folder (built on first use); anything else as is."""
-    from .config import EMBEDDED
+    """A named base model (``"smollm2"``, ``"embedded"``) or a folder → its folder; a Hub id as it is."""
+    from ..models import local_path
 
-    if str(name) == EMBEDDED:
-        from ..embedded import ensure_built
-
-        return str(ensure_built())
-    return str(name)
+    return local_path(name)
 
 
 def load_tokenizer(name: str | Path) -> Any:
-    """The tokenizer (with its chat template) of a model folder, Hub id or ``"embedded"``."""
+    """The tokenizer (with its chat template) of a model folder, Hub id or named base model (``"smollm2"``)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
