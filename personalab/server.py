@@ -66,6 +66,21 @@ def server_env(threads: int | None = None) -> dict[str, str]:
     return env
 
 
+#: The paged KV cache on a CPU: 512 blocks of 32 tokens (16,384 tokens in flight, e.g. 8 conversations of 2,000
+#: tokens; about 0.75 GB for SmolLM2-135M). Left to itself, transformers sizes it from the machine's free memory
+#: (9.6 GB measured on a 24 GB machine), which starves training and the kernels beside it.
+CPU_KV_BLOCKS, CPU_KV_BLOCK_SIZE, CPU_BATCH_TOKENS = 512, 32, 1024
+
+
+def batching_flags(*, gpu: bool) -> list[str]:
+    """``transformers serve`` flags for continuous batching: on a GPU its own sizing, on a CPU a bounded cache."""
+    flags = ["--continuous-batching"]
+    if not gpu:
+        flags += ["--cb-num-blocks", str(CPU_KV_BLOCKS), "--cb-block-size", str(CPU_KV_BLOCK_SIZE),
+                  "--cb-max-batch-tokens", str(CPU_BATCH_TOKENS)]
+    return flags
+
+
 class LocalServer:
     """``transformers serve MODEL_DIR`` on 127.0.0.1; ``.base_url`` and ``.model`` are what the client needs."""
 
@@ -134,8 +149,8 @@ class LocalServer:
         ]
         if self.seed is not None:
             cmd += ["--default-seed", str(self.seed)]
-        if self.batching:  # answers concurrent requests together (measured: 3.3x the tokens/s of one at a time)
-            cmd += ["--continuous-batching"]
+        if self.batching:  # answers concurrent requests together (benchmarks/RESULTS.md: bench_server_batching)
+            cmd += batching_flags(gpu=config.cuda_available())
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             cmd,

