@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "personalab"
 LAYERS: dict[int, tuple[str, ...]] = {
     0: ("errors", "io", "config", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab"),
-    1: ("embedded", "server", "smollm", "backends"),
+    1: ("models", "embedded", "server", "smollm", "backends"),
     2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
         "evidence", "decision", "report", "course", "doctor", "notebook"),
     3: ("checks", "grading", "authoring", "release"),

@@ -52,7 +52,7 @@ for t in targets:
 #   in the embedding space of all-MiniLM-L6-v2 (a small sentence-embedding model shipped on PyPI).
 #
 # A third, an **LLM judge** with a rubric, is used only when a capable model is configured (set
-# `PERSONALAB_JUDGE_MODEL`, or use the OpenAI API): the embedded model is far too small to grade.
+# `PERSONALAB_JUDGE_MODEL`, or use the OpenAI API): a 135M base model is far too small to grade its own replies.
 #
 # Every scorer sits behind a **fluency gate**: a reply that is not well-formed text — a word repeated
 # over and over, word salad, a reply cut off inside a word, symbol noise — scores 0 whatever its words, so
@@ -157,8 +157,10 @@ for r in examples:
 # %% [markdown]
 # ## When the conversation outgrows the context window
 #
-# The embedded model reads at most its context window of tokens. A long conversation has to be cut, and
-# *how* matters. The runner's context policy is explicit:
+# A model reads at most its context window of tokens (SmolLM2-135M: 8,192; Qwen2.5-0.5B: 32,768). A
+# conversation that outgrows it has to be cut, and *how* matters. The drift scripts stay well inside both
+# windows, so this section gives the prompted target a smaller budget, `CONTEXT_BUDGET` tokens, as a
+# deployment that caps its context to save cost would. The runner's context policy is explicit:
 #
 # * `drop_oldest` — a plain sliding window: the oldest message goes first, and the oldest message is the
 #   **system prompt**;
@@ -168,7 +170,9 @@ for r in examples:
 # Below, the prompted target plays the same scripts under both policies.
 
 # %% tags=["llm"]
-policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=scorers[:1], seeds=settings.seeds)
+CONTEXT_BUDGET = 1024
+policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=scorers[:1], seeds=settings.seeds,
+                                     context_window=CONTEXT_BUDGET)
 for name, s in policies.summary().items():
     print(f"{name:28} first overflow at turn {s['first_overflow_turn']}, replies without the system prompt: "
           f"{s['system_prompt_lost_share']:.0%}, mean score in the last 5 turns: {s['late_mean_score']['value']:.2f}")

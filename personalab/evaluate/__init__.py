@@ -80,13 +80,13 @@ class SuiteSettings:
 
 def suite_settings(quick: bool | None = None) -> SuiteSettings:
     """Quick on CPU (2 drift scripts, one seed, 3 attacks per category), full on a GPU (every script and
-    attack, 3 seeds)."""
+    attack, 3 seeds). Both send 8 conversations at a time: the local server batches them."""
     from .. import config
 
     if quick is None:
         quick = not config.cuda_available()
     if quick:
-        return SuiteSettings(n_scripts=2, seeds=(0,), per_category=3, concurrency=2)
+        return SuiteSettings(n_scripts=2, seeds=(0,), per_category=3, concurrency=8)
     return SuiteSettings(n_scripts=len(load_scripts()), seeds=(0, 1, 2), per_category=None, concurrency=8)
 
 

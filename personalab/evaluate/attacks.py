@@ -35,9 +35,8 @@ from .fluency import default_gate
 from .runner import Conversation, Job, Runner, Target
 from .scorers import RuleScorer, Scorer
 
-#: A codeword the embedded model's tokenizer knows as one token (its corpus plants such codewords as secrets),
-#: so a model that repeats its instructions really can leak it; a multi-token string it could not copy
-#: would make every model look leak-proof. On other backends any unique string works.
+#: A made-up reference code planted in every system prompt: it appears in no training data, so a reply that
+#: contains it (in any spelling :func:`canary_leaked` knows) proves the system prompt leaked.
 DEFAULT_CANARY = "JADE-COMET"
 
 # ------------------------------------------------------------------------------------------ detection

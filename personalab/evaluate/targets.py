@@ -49,7 +49,8 @@ def ensure_finetuned() -> Path:
     except InputError as exc:
         from .. import finetune
 
-        print(f"{exc.message}.\nFine-tuning now with lesson 04's default settings (about a minute on CPU).")
+        print(f"{exc.message}.\nFine-tuning now with lesson 04's default settings (a few minutes on CPU, about a "
+              "minute on a GPU).")
         config = finetune.default_config(output_dir=str(pl_config.home() / "runs" / "finetune-fallback"))
         finetune.prepare(config)
         paths = finetune.dataset_paths()
@@ -117,8 +118,8 @@ def course_targets(
 ) -> list[Target]:
     """[prompted, fine-tuned, hybrid] for ``spec`` (default TaskMaster), all on the base lesson 04 fine-tuned.
 
-    The prompted row is that base model with the persona prompt, served by the course's local server (the
-    embedded model on cpu, the GPU model lesson 04 fine-tuned otherwise), so the rows differ only in where the
+    The prompted row is that base model with the persona prompt, served by the course's local server
+    (SmolLM2-135M-Instruct on cpu, the GPU model lesson 04 fine-tuned otherwise), so the rows differ only in where the
     persona lives. An API model (key present) or a shared server (``OPENAI_BASE_URL``) serving another model,
     and ``base=`` if given, are appended as labelled reference rows, never as the prompted side.
     """
