@@ -66,6 +66,14 @@ def server_env(threads: int | None = None) -> dict[str, str]:
     return env
 
 
+def serve_dtype() -> str | None:
+    """``transformers serve --dtype`` here: bfloat16 on a GPU that computes in it natively (Ampere or newer),
+    float16 on older GPUs (a T4), None on a CPU (the flag is left out: the checkpoint's own dtype)."""
+    if not config.cuda_available():
+        return None
+    return "bfloat16" if config.cuda_bf16() else "float16"
+
+
 class LocalServer:
     """``transformers serve MODEL_DIR`` on 127.0.0.1; ``.base_url`` and ``.model`` are what the client needs."""
 
@@ -132,6 +140,8 @@ class LocalServer:
         ]
         if self.seed is not None:
             cmd += ["--default-seed", str(self.seed)]
+        if (dtype := serve_dtype()) is not None:
+            cmd += ["--dtype", dtype]
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             cmd,
