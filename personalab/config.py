@@ -60,6 +60,18 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def cuda_bf16() -> bool:
+    """Whether the CUDA GPU computes in bfloat16 natively: compute capability 8.0 (Ampere) or newer.
+
+    A T4 (7.5) does not, though ``torch.cuda.is_bf16_supported()`` says True there (it counts emulation, which is
+    slow): float16 on it. False without a GPU."""
+    if not cuda_available():
+        return False
+    import torch
+
+    return torch.cuda.get_device_capability()[0] >= 8
+
+
 def find_api_key(prompt: bool = False) -> str | None:
     """The OpenAI key from ``OPENAI_API_KEY``, a Colab secret, or (``prompt=True``) a hidden prompt.
 

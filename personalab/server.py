@@ -81,6 +81,14 @@ def batching_flags(*, gpu: bool) -> list[str]:
     return flags
 
 
+def serve_dtype() -> str | None:
+    """``transformers serve --dtype`` here: bfloat16 on a GPU that computes in it natively (Ampere or newer),
+    float16 on older GPUs (a T4), None on a CPU (the flag is left out: the checkpoint's own dtype)."""
+    if not config.cuda_available():
+        return None
+    return "bfloat16" if config.cuda_bf16() else "float16"
+
+
 class LocalServer:
     """``transformers serve MODEL_DIR`` on 127.0.0.1; ``.base_url`` and ``.model`` are what the client needs."""
 
@@ -151,6 +159,8 @@ class LocalServer:
             cmd += ["--default-seed", str(self.seed)]
         if self.batching:  # answers concurrent requests together (benchmarks/RESULTS.md: bench_server_batching)
             cmd += batching_flags(gpu=config.cuda_available())
+        if (dtype := serve_dtype()) is not None:
+            cmd += ["--dtype", dtype]
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             cmd,

@@ -57,8 +57,9 @@ class FinetuneConfig:
     #: "auto": Unsloth on every machine, unless the environment sets PERSONALAB_TRAINER=peft (the fallback).
     #: "peft" is the plain PEFT + TRL baseline the benchmarks compare Unsloth with.
     backend: str = "auto"
-    #: Weight dtype for training: None lets the library choose on a GPU (bf16 where supported, else fp16) and
-    #: means float32 on a CPU (Unsloth's own choice there is bf16 on CPUs with AVX512-BF16, slower on ours).
+    #: Weight dtype for training: None means bf16 on a GPU that computes in it natively (compute capability 8.0+),
+    #: fp16 on older GPUs (a T4), and float32 on a CPU (Unsloth's own choice there is bf16 on CPUs with
+    #: AVX512-BF16, slower on ours). Mixed precision (SFTConfig's bf16/fp16) follows it.
     dtype: str | None = None
     #: GPU only (ignored on a CPU): load the base model in 4 bit (QLoRA) and use gradient checkpointing.
     load_in_4bit: bool = True
@@ -151,7 +152,8 @@ def resolve_backend(cfg: FinetuneConfig) -> str:
 
 
 def torch_dtype_name(cfg: FinetuneConfig, *, cuda: bool, bf16: bool) -> str:
-    """The weight dtype a run trains in: ``cfg.dtype``, else bf16/fp16 on a GPU (by support) and float32 on a CPU."""
+    """The weight dtype a run trains in: ``cfg.dtype``, else on a GPU bf16 where ``bf16`` (native bf16, see
+    :func:`personalab.config.cuda_bf16`) and fp16 below it, and float32 on a CPU."""
     if cfg.dtype:
         return cfg.dtype
     if cuda:
@@ -199,10 +201,10 @@ def kbit_prep_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
 
 
 def unsloth_load_kwargs(cfg: FinetuneConfig, model_name: str, *, cuda: bool, dtype: Any = None) -> dict[str, Any]:
-    """``unsloth.FastLanguageModel.from_pretrained(**...)``. ``dtype`` (a torch dtype) is passed as given;
-    None lets Unsloth choose on a GPU. 4-bit only on a GPU: on a CPU Unsloth would switch it on by itself
-    wherever bitsandbytes happens to be installed. ``random_state`` only on a GPU: the CPU mode's loader does not
-    take it (the seed reaches ``get_peft_model`` on both)."""
+    """``unsloth.FastLanguageModel.from_pretrained(**...)``. ``dtype`` (a torch dtype) is passed as given (the
+    run passes :func:`torch_dtype_name`'s; None would let Unsloth choose). 4-bit only on a GPU: on a CPU Unsloth
+    would switch it on by itself wherever bitsandbytes happens to be installed. ``random_state`` only on a GPU: the
+    CPU mode's loader does not take it (the seed reaches ``get_peft_model`` on both)."""
     kw = {"model_name": model_name, "max_seq_length": cfg.max_seq_length, "dtype": dtype,
           "load_in_4bit": bool(cfg.load_in_4bit and cuda)}
     return kw | {"random_state": cfg.seed} if cuda else kw
@@ -233,7 +235,9 @@ def sft_config_kwargs(
     cfg: FinetuneConfig, *, backend: str, cuda: bool, bf16: bool, output_dir: str | Path
 ) -> dict[str, Any]:
     """``trl.SFTConfig(**...)``. PEFT + TRL masks the loss with the chat template's generation markers
-    (``assistant_only_loss``); Unsloth trains on rendered text and masks with ``train_on_responses_only``."""
+    (``assistant_only_loss``); Unsloth trains on rendered text and masks with ``train_on_responses_only``. Mixed
+    precision follows the weight dtype (:func:`torch_dtype_name`): bf16 or fp16 on a GPU, neither on a CPU."""
+    dtype = torch_dtype_name(cfg, cuda=cuda, bf16=bf16)
     kw: dict[str, Any] = {
         "output_dir": str(output_dir),
         "max_steps": cfg.max_steps if cfg.max_steps is not None else -1,
@@ -256,8 +260,8 @@ def sft_config_kwargs(
         "report_to": "none",
         "disable_tqdm": True,  # personalab's own progress bar shows the loss
         "include_num_input_tokens_seen": "non_padding",
-        "bf16": bool(cuda and bf16),
-        "fp16": bool(cuda and not bf16),  # e.g. a T4: no bf16
+        "bf16": cuda and dtype == "bfloat16",
+        "fp16": cuda and dtype == "float16",  # e.g. a T4: no native bf16
         "use_cpu": not cuda,
         "dataloader_pin_memory": cuda,
         # Unsloth applies its own checkpointing in get_peft_model

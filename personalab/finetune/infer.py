@@ -39,7 +39,7 @@ def load_model(path: str | Path, *, adapter: str | Path | None = None, dtype: An
     path = resolve_model_path(path)
     cuda = config.cuda_available()
     tok = AutoTokenizer.from_pretrained(adapter or path)
-    dtype = dtype or (torch.float16 if cuda else torch.float32)
+    dtype = dtype or ((torch.bfloat16 if config.cuda_bf16() else torch.float16) if cuda else torch.float32)
     model = AutoModelForCausalLM.from_pretrained(path, **hf_inference_kwargs(cuda=cuda, dtype=dtype))
     if adapter is not None:
         from peft import PeftModel

@@ -23,10 +23,10 @@ def auto_threads(default: int) -> int:
 
 
 def bf16_supported() -> bool:
-    """Whether a CUDA GPU is here and computes in bfloat16 (a T4 does not: float16 there)."""
-    import torch
+    """Whether a CUDA GPU is here that computes in bfloat16 natively (Ampere or newer; a T4 does not: float16)."""
+    from ..config import cuda_bf16
 
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return cuda_bf16()
 
 
 def device_name() -> str:

@@ -152,6 +152,7 @@ def _train(cfg: FinetuneConfig, backend: str, cuda: bool, examples: list, eval_e
         "merged_dtype": _saved_dtype(merged_dir) if merged_dir else None,
         "device": device_name(),
         "bf16": bool(cuda and bf16),
+        "amp": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else None,  # the trainer's autocast
         "dtype": str(next(trainer.model.parameters()).dtype).removeprefix("torch."),
         "load_in_4bit": _is_4bit(trainer.model),
         "torch_threads": torch.get_num_threads(),

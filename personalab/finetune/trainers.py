@@ -152,8 +152,8 @@ def unsloth_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_example
         parts = masking.detect_response_parts(plain_tokenizer)
     stats = masking.check_masking(plain_tokenizer, examples, backend="unsloth", max_length=cfg.max_seq_length,
                                   parts=parts, source=source)
-    # on a GPU dtype=None lets Unsloth choose (bf16 or fp16); on a CPU the profile's float32 unless set otherwise
-    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16)) if cfg.dtype or not cuda else None
+    # the course's choice, as for PEFT: bf16 on Ampere or newer, fp16 on older GPUs (a T4), float32 on a CPU
+    dtype = getattr(torch, C.torch_dtype_name(cfg, cuda=cuda, bf16=bf16))
     model, tokenizer = FastLanguageModel.from_pretrained(**C.unsloth_load_kwargs(cfg, path, cuda=cuda, dtype=dtype))
     torch.manual_seed(cfg.seed)
     model = FastLanguageModel.get_peft_model(model, **C.unsloth_peft_kwargs(cfg, cuda=cuda))
