@@ -119,10 +119,16 @@ def detect_response_parts(tokenizer: Any) -> tuple[str, str]:
 def end_of_turn(tokenizer: Any) -> str | None:
     """The special token the chat template writes right after a reply's content (``<|im_end|>`` in ChatML),
     found by rendering a short chat; None when the template writes no special token there."""
-    text = tokenizer.apply_chat_template(_PROBE, tokenize=False)
-    after = text.index(_PROBE[1]["content"]) + len(_PROBE[1]["content"])
+    try:
+        text = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception:  # noqa: BLE001 - the template rejects a plain chat: there is no end-of-turn to find
+        return None
+    reply = _PROBE[1]["content"]
+    at = text.find(reply, text.find(_PROBE[0]["content"]))
+    if at < 0:
+        return None
     added = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
-    return next((t for t in added if t.strip() and text.startswith(t, after)), None)
+    return next((t for t in added if t.strip() and text.startswith(t, at + len(reply))), None)
 
 
 # ------------------------------------------------------------------------------------------ the view
