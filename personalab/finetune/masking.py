@@ -1,17 +1,28 @@
-"""Which tokens carry the loss, and the check that catches "all labels are -100" before training.
+"""Which tokens carry the loss, and the checks that catch wrong labels before training.
 
 Training on responses only means the loss is computed on the assistant's tokens, never on the user's or
-the system prompt's. Two mechanisms do the masking:
+the system prompt's. **What carries loss after a reply**: the reply's end-of-turn token (``<|im_end|>`` in
+ChatML) does, so the model learns to stop. The ``\\n`` after it and the next turn's ``<|im_start|>`` do not:
+the model never writes them (generation stops at ``<|im_end|>``; the template writes them when it renders
+the next turn). Training on them would spend loss on text the template already fixes, and it could not be the
+same for every reply: the last reply has no next turn, and Unsloth ends a reply's labels at the tokenizer's
+EOS. Training on the next ``<|im_start|>`` is what a tokenizer whose EOS is ``<|im_start|>`` (SmolLM2's GGUF)
+did: it taught the model to open a new turn after each reply.
+So a reply trains on exactly its content and its end-of-turn token, in both backends:
 
 * **PEFT + TRL** (``assistant_only_loss=True``): the chat template wraps assistant content in
   ``{% generation %}`` markers and ``apply_chat_template(return_assistant_tokens_mask=True)`` marks those
-  tokens. TRL patches the templates of known model families that lack the markers.
-* **Unsloth** (``train_on_responses_only``): every token after a *response part* (the text the template
-  writes before an assistant reply, e.g. ``<|im_start|>assistant\\n``) up to the next *instruction part*.
+  tokens. ChatML templates get the course's own training template (:mod:`.templates`: the model's rendering,
+  its default system message included, with markers around content + ``<|im_end|>``); other families get
+  TRL's patched copy. TRL's Qwen2.5 copy is not used: it also marks the ``\\n`` before and after a reply.
+* **Unsloth** (``train_on_responses_only``): the tokens after a *response part* (the text the template writes
+  before an assistant reply, e.g. ``<|im_start|>assistant\\n``) up to and including the tokenizer's EOS, or
+  up to the next instruction part. With EOS = the template's end-of-turn token that is the same stretch.
 
 When the template and the data do not match (a role the template does not know, markers for another
 model family, replies cut off by ``max_seq_length``) every label becomes -100: the loss is 0 or NaN and
-nothing is learned. :func:`check_masking` finds that before the model is even loaded.
+nothing is learned. :func:`check_masking` finds that before the model is even loaded; :func:`compare_labels`
+checks the labels Unsloth prepared against the course's view, token for token.
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ import html
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any
 
 from ..errors import InputError
+from .templates import chatml_training_template
 
 ROLES = ("system", "user", "assistant")
 ROLE_FIX = "use the roles 'system', 'user' and 'assistant' (rename 'bot', 'model' or 'gpt' to 'assistant')"
@@ -51,7 +64,8 @@ def messages_of(example: Any) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------ templates
 def training_template(tokenizer: Any) -> str | None:
     """The chat template that assistant-only loss needs: None when the tokenizer's own has
-    ``{% generation %}`` markers, TRL's patched copy for known families, else an :class:`InputError`."""
+    ``{% generation %}`` markers, the course's ChatML template when it renders like the model's own
+    (:mod:`.templates`), TRL's patched copy for other known families, else an :class:`InputError`."""
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
     template = getattr(tokenizer, "chat_template", None)
@@ -61,15 +75,26 @@ def training_template(tokenizer: Any) -> str | None:
                          "{% generation %} markers (see personalab.embedded.tokenizer.CHAT_TEMPLATE)")
     if has_generation_markers(template):
         return None
+    ours = chatml_training_template(tokenizer)
+    if ours is not None:
+        return ours
     try:
         return get_training_chat_template(tokenizer)
     except ValueError:
         raise InputError(
-            "the chat template has no {% generation %} markers and TRL knows no patched version of it, so "
-            "assistant-only loss cannot find the replies", field="chat_template",
-            fix="wrap assistant content in {% generation %}...{% endgeneration %} in tokenizer.chat_template "
-            "(see personalab.embedded.tokenizer.CHAT_TEMPLATE), or use the Unsloth backend with "
-            "instruction_part/response_part") from None
+            f"the chat template has no {{% generation %}} markers, is not ChatML as the course renders it, and TRL "
+            f"knows no patched version of it, so assistant-only loss cannot find the replies (the template starts "
+            f"{template_excerpt(template)})", field="chat_template",
+            fix="set tokenizer.chat_template to a template that wraps each assistant reply and its end-of-turn "
+            "token in {% generation %}...{% endgeneration %} (see personalab.embedded.tokenizer.CHAT_TEMPLATE), "
+            "or train with the Unsloth backend and set FinetuneConfig(instruction_part=..., response_part=...)"
+        ) from None
+
+
+def template_excerpt(template: Any, n: int = 160) -> str:
+    """The first ``n`` characters of a chat template, quoted, for error messages."""
+    text = template if isinstance(template, str) else str(template)
+    return repr(text[:n]) + ("…" if len(text) > n else "")
 
 
 def detect_response_parts(tokenizer: Any) -> tuple[str, str]:
@@ -83,10 +108,27 @@ def detect_response_parts(tokenizer: Any) -> tuple[str, str]:
         if inst in text and resp in text:
             return inst, resp
     raise InputError(
-        f"cannot tell where assistant replies start in this chat format: {text[:160]!r}",
+        f"cannot tell where assistant replies start in this chat format: it renders {text[:120]!r} "
+        f"(the template starts {template_excerpt(tokenizer.chat_template)})",
         field="response_part",
         fix="set FinetuneConfig(instruction_part=..., response_part=...) to the exact text the template writes "
-        "before a user message and before an assistant reply")
+        "before a user message and before an assistant reply, or set tokenizer.chat_template to a known format "
+        "(ChatML: " + repr(RESPONSE_PARTS["chatml"]) + ")")
+
+
+def end_of_turn(tokenizer: Any) -> str | None:
+    """The special token the chat template writes right after a reply's content (``<|im_end|>`` in ChatML),
+    found by rendering a short chat; None when the template writes no special token there."""
+    try:
+        text = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception:  # noqa: BLE001 - the template rejects a plain chat: there is no end-of-turn to find
+        return None
+    reply = _PROBE[1]["content"]
+    at = text.find(reply, text.find(_PROBE[0]["content"]))
+    if at < 0:
+        return None
+    added = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
+    return next((t for t in added if t.strip() and text.startswith(t, at + len(reply))), None)
 
 
 # ------------------------------------------------------------------------------------------ the view
@@ -154,7 +196,7 @@ def loss_view(
     if backend == "unsloth":
         inst, resp = parts or detect_response_parts(tokenizer)
         text = tokenizer.apply_chat_template(msgs, tokenize=False)
-        spans = _response_spans(text, inst, resp)
+        spans = _response_spans(text, inst, resp, end_of_turn(tokenizer))
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = enc["input_ids"]
         mask = [any(a <= s and e <= b for a, b in spans) and e > s for s, e in enc["offset_mapping"]]
@@ -170,14 +212,18 @@ def loss_view(
     return LossView(tokens, mask, cut, list(ids))
 
 
-def _response_spans(text: str, inst: str, resp: str) -> list[tuple[int, int]]:
-    """Character spans Unsloth trains on: after each response part up to the next instruction part."""
+def _response_spans(text: str, inst: str, resp: str, eot: str | None = None) -> list[tuple[int, int]]:
+    """Character spans that carry loss: after each response part up to and including the reply's end-of-turn
+    token ``eot``, or up to the next instruction or response part (or the end) when it comes first."""
     spans = []
     pos = text.find(resp)
     while pos >= 0:
         start = pos + len(resp)
-        nxt = text.find(inst, start)
-        end = nxt if nxt >= 0 else len(text)
+        ends = [i for i in (text.find(inst, start), text.find(resp, start)) if i >= 0]
+        if eot:
+            e = text.find(eot, start)
+            ends += [e + len(eot)] if e >= 0 else []
+        end = min(ends, default=len(text))
         spans.append((start, end))
         pos = text.find(resp, end)
     return spans
@@ -201,6 +247,7 @@ def check_masking(
     template = training_template(tokenizer) if backend == "peft" else None
     if backend == "unsloth":
         parts = parts or detect_response_parts(tokenizer)
+        check_eos(tokenizer, source)
     empty: list[int] = []
     cut_off: list[int] = []
     total = trained = 0
@@ -307,23 +354,60 @@ def _trained_runs(ids: Sequence[int], trained: Sequence[bool]) -> list[list[int]
 def compare_labels(dataset: Any, tokenizer: Any, examples: Sequence[Any], *, parts: tuple[str, str],
                    max_length: int | None = None, source: str | None = None) -> dict[str, int]:
     """Check the labels a trainer prepared (Unsloth's ``train_on_responses_only``) against :func:`loss_view`:
-    row by row, the trained stretches must be exactly the assistant replies (compared as decoded text, the
-    whitespace between turns aside). Raises :class:`InputError` naming the first rows that differ."""
+    row by row, the trained stretches must be exactly the replies and their end-of-turn tokens, token for token
+    (no whitespace allowance: a ``\\n`` or ``<|im_start|>`` trained after ``<|im_end|>`` is a difference).
+    Raises :class:`InputError` naming the first rows that differ and showing the first difference."""
     labels = dataset["labels"]
     if len(labels) != len(examples):
         raise InputError(f"the trainer prepared {len(labels)} rows from {len(examples)} examples", path=source,
                          field="labels", fix="drop examples that are empty or too long (lesson 03's validator "
                          "flags them) and train again")
-    differ = []
+    differ: list[int] = []
+    shown = ""
     for n, (row, ex) in enumerate(zip(labels, examples, strict=True), 1):
-        got = [tokenizer.decode(r).strip() for r in _trained_runs(row, [x != -100 for x in row])]
+        got = _trained_runs(row, [x != -100 for x in row])
         view = loss_view(tokenizer, ex, backend="unsloth", max_length=max_length, parts=parts)
-        want = [tokenizer.decode(r).strip() for r in _trained_runs(view.ids, view.trained)]
-        if [g for g in got if g] != [w for w in want if w]:
+        want = _trained_runs(view.ids, view.trained)
+        if got != want:
             differ.append(n)
+            shown = shown or _first_difference(tokenizer, n, got, want)
     if differ:
         raise InputError(f"in {len(differ)} example(s) the prepared labels train on other tokens than the "
-                         f"assistant replies (lines {_lines(differ)})", path=source, line=differ[0], field="labels",
-                         fix="set FinetuneConfig(instruction_part=..., response_part=...) to the exact text the "
-                         "chat template writes before a user and an assistant message")
+                         f"assistant replies and their end-of-turn token (lines {_lines(differ)}); {shown}",
+                         path=source, line=differ[0], field="labels", fix=_labels_fix(tokenizer))
     return {"rows": len(labels), "checked": len(labels)}
+
+
+def _first_difference(tokenizer: Any, n: int, got: list[list[int]], want: list[list[int]]) -> str:
+    """``line N trains on '…' where the course expects '…'``, from a few tokens before the first difference."""
+    g, w = next((g, w) for g, w in zip_longest(got, want, fillvalue=[]) if g != w)
+    same = next((i for i, (a, b) in enumerate(zip(g, w, strict=False)) if a != b), min(len(g), len(w)))
+    start = max(0, same - 6)
+
+    def text(ids: list[int]) -> str:
+        return repr(tokenizer.decode(ids[start:start + 16])) if ids else "nothing"
+
+    return f"line {n} trains on {text(g)} where the course expects {text(w)}"
+
+
+def _labels_fix(tokenizer: Any) -> str:
+    eot = end_of_turn(tokenizer)
+    if eot and tokenizer.eos_token != eot:
+        return eos_fix(tokenizer.eos_token, eot)
+    return ("set FinetuneConfig(instruction_part=..., response_part=...) to the exact text the chat template writes "
+            "before a user and an assistant message")
+
+
+def eos_fix(eos: str | None, eot: str) -> str:
+    return (f"set tokenizer.eos_token = {eot!r} (it is {eos!r}): Unsloth ends each reply's labels at the EOS and TRL "
+            "appends it to every text; for SmolLM2 re-convert with personalab.smollm.convert_smollm2(force=True)")
+
+
+def check_eos(tokenizer: Any, source: str | None = None) -> None:
+    """Raise :class:`InputError` when the tokenizer's EOS is not the token the chat template ends a reply with
+    (SmolLM2's GGUF names ``<|im_start|>``): Unsloth's labels would run into the next turn."""
+    eot = end_of_turn(tokenizer)
+    if eot and tokenizer.eos_token != eot:
+        raise InputError(f"the tokenizer's eos_token {tokenizer.eos_token!r} is not the token the chat template "
+                         f"ends a reply with ({eot!r})", path=source, field="eos_token",
+                         fix=eos_fix(tokenizer.eos_token, eot))

@@ -4,7 +4,8 @@ PEFT + TRL baseline, both built on TRL's ``SFTTrainer`` and computing the loss o
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def peft_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples: 
     train_ds = Dataset.from_list(examples)
     eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
     trainer_cls = trl_class(SFTTrainer) if fused_head_available(cuda) else plain_loss_trainer_class()
-    with _quiet_datasets():
+    with _quiet_datasets(), _chat_template(tokenizer, masking.training_template(tokenizer)):
         trainer = trainer_cls(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
     _drop_printer(trainer)
     return trainer, tokenizer, stats
@@ -165,6 +166,19 @@ def unsloth_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_example
         trainer = train_on_responses_only(trainer, **C.responses_only_kwargs(*parts))
     _drop_printer(trainer)
     return trainer, tokenizer, stats, parts
+
+
+@contextmanager
+def _chat_template(tokenizer: Any, template: str | None) -> Iterator[None]:
+    """The training template (with generation markers) on the tokenizer while TRL prepares the data; the model's
+    own template afterwards, so the saved adapter and merged model keep it."""
+    own = tokenizer.chat_template
+    if template is not None:
+        tokenizer.chat_template = template
+    try:
+        yield
+    finally:
+        tokenizer.chat_template = own
 
 
 class _quiet_datasets:
