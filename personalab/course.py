@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 from jupyter_client import KernelManager
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm.auto import tqdm
 
 from .config import REPO_ROOT, environment
@@ -70,9 +70,24 @@ def local_kernel_manager(socket_dir: Path) -> KernelManager:
     return km
 
 
-def execute(path: Path, out_dir: Path, timeout: int = 600) -> NotebookRun:
-    """Execute one notebook in its own folder; write it (with outputs) to ``out_dir`` even when it fails."""
+#: Seconds one cell may run, per profile: lesson 05's suites on a GPU send about a thousand requests.
+CELL_TIMEOUT_S = {"cpu": 1200, "gpu": 3600, "colab-gpu": 3600}
+
+
+def cell_timeout(profile: str | None = None) -> int:
+    """The per-cell limit for ``profile`` (default: the active one)."""
+    from .config import detect
+
+    return CELL_TIMEOUT_S.get(profile or detect().name, 1200)
+
+
+def execute(path: Path, out_dir: Path, timeout: int | None = None) -> NotebookRun:
+    """Execute one notebook in its own folder; write it (with outputs) to ``out_dir`` even when it fails.
+
+    Every way a run can end early (a cell error, a cell over ``timeout`` seconds, a kernel that died, e.g. out of
+    memory) becomes ``NotebookRun.error``, naming the lesson, so the runs after it and the report still happen."""
     nb = nbformat.read(path, as_version=4)
+    timeout = timeout or cell_timeout()
     with tempfile.TemporaryDirectory(prefix="personalab-kernel-") as sockets:
         km = local_kernel_manager(Path(sockets))
         client = NotebookClient(nb, timeout=timeout, km=km, resources={"metadata": {"path": str(path.parent)}})
@@ -80,7 +95,11 @@ def execute(path: Path, out_dir: Path, timeout: int = 600) -> NotebookRun:
         try:
             client.execute()
         except CellExecutionError as exc:
-            error = str(exc)
+            error = f"{path.name}: a cell failed: {exc}"
+        except CellTimeoutError:
+            error = f"{path.name}: a cell ran longer than {timeout} s (the profile's limit) and was stopped"
+        except DeadKernelError as exc:
+            error = f"{path.name}: the kernel died ({exc}); out of memory? lower batch sizes or suite sizes"
     out = out_dir / path.name
     atomic_write_text(out, nbformat.writes(nb))
     return NotebookRun(path, out, time.perf_counter() - start, error)
@@ -100,6 +119,7 @@ def run_course(
     lessons_dir: Path | None = None,
     report_dir: Path | None = None,
     report: bool = True,
+    timeout: int | None = None,
 ) -> Runs:
     """Run the lessons in order; stop at the first one with a failing cell; then write the report.
 
@@ -113,7 +133,7 @@ def run_course(
     with shared_backend_env():
         for path in (bar := tqdm(paths, desc="lessons", unit="nb")):
             bar.set_postfix_str(path.name)
-            run = execute(path, out_dir)
+            run = execute(path, out_dir, timeout)
             runs.append(run)
             if run.error:
                 break

@@ -55,3 +55,24 @@ def test_report_command(course_dir, capsys):
     out = capsys.readouterr().out
     assert "missing results: run lesson(s) 02, 04, 05, 06" in out
     assert (course_dir / "out" / "report.md").exists() and (course_dir / "out" / "report.html").exists()
+
+
+@pytest.mark.parametrize("exc, says", [
+    ("CellTimeoutError", "00_ok.ipynb: a cell ran longer than 7 s"),
+    ("DeadKernelError", "00_ok.ipynb: the kernel died"),
+])
+def test_every_way_a_run_ends_early_is_named_and_the_report_still_written(course_dir, monkeypatch, exc, says):
+    import nbclient.exceptions as nbe
+
+    def fail(self, *a, **k):
+        raise getattr(nbe, exc)("stopped")
+
+    monkeypatch.setattr(course.NotebookClient, "execute", fail)
+    runs = course.run_course(["00"], lessons_dir=course_dir / "lessons", out_dir=course_dir / "build" / "lessons",
+                             timeout=7)
+    assert says in runs[0].error
+    assert runs.report_paths and runs.report_paths[0].exists()
+
+
+def test_cell_limits_come_from_the_profile():
+    assert course.cell_timeout("cpu") < course.cell_timeout("colab-gpu")

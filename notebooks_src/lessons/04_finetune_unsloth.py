@@ -17,7 +17,7 @@
 # | | on a GPU (Colab T4 and up) | on a CPU (laptop, CI) |
 # | --- | --- | --- |
 # | Unsloth runs | its GPU kernels (Triton), base model loaded in 4 bit (QLoRA), its gradient checkpointing | its CPU mode: transformers + PEFT + TRL under Unsloth's API, float32, no 4-bit, no checkpointing |
-# | base model | Qwen2.5-0.5B-Instruct | the course's tiny embedded model (lesson 00 shows its size) |
+# | base model | Qwen2.5-0.5B-Instruct | SmolLM2-135M-Instruct (lesson 00 shows its size) |
 # | loss on responses only | Unsloth's `train_on_responses_only` | the same |
 #
 # Plain PEFT + TRL — what Unsloth's CPU mode builds on — is the baseline the course benchmarks Unsloth against

@@ -62,7 +62,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--persona", default=None, help="persona YAML for the persona checks (default: TaskMaster; 'none')")
     p.add_argument("--max-seq-length", type=int, default=None, help="token limit per example")
     p.add_argument("--tokenizer", default="gpt-4o-mini",
-                   help="gpt-4o-mini (default) or another OpenAI model, a checkpoint folder, 'embedded' or 'approx'")
+                   help="gpt-4o-mini (default) or another OpenAI model, a checkpoint folder, 'smollm2', a Hub id "
+                   "or 'approx'")
 
 
 def _spec(value: str | Path | None):

@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import config
 from ..errors import InputError
 
 Message = Mapping[str, str]
-TOKENIZER_FIX = "use an OpenAI model name (gpt-4o-mini), a checkpoint folder, 'embedded' or 'approx'"
+TOKENIZER_FIX = "use an OpenAI model name (gpt-4o-mini), a checkpoint folder, 'smollm2', a Hub id or 'approx'"
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,15 @@ def _local_counter(model_dir: Path) -> TokenCounter:
 
 
 def token_counter(tokenizer: str | Path | None = "gpt-4o-mini") -> TokenCounter:
-    """A counter for ``tokenizer``: OpenAI model name, checkpoint folder, 'embedded' or 'approx'."""
+    """A counter for ``tokenizer``: OpenAI model name, checkpoint folder, a named or Hub base model ('smollm2',
+    'org/name') or 'approx'."""
     spec = str(tokenizer or "gpt-4o-mini")
     if spec == "approx":
         return approx_counter()
-    if spec == "embedded":
-        try:
-            from ..embedded import ensure_built
-        except ImportError as exc:
-            raise InputError(f"the embedded model is not available ({exc})", field="tokenizer",
-                             fix=TOKENIZER_FIX) from None
-        return _local_counter(Path(ensure_built()))
+    if spec in (config.SMOLLM2, config.EMBEDDED) or (spec.count("/") == 1 and not Path(spec).exists()):
+        from ..models import model_dir
+
+        return _local_counter(model_dir(spec))
     if Path(spec).is_dir():
         return _local_counter(Path(spec))
     return _openai_counter(spec)
