@@ -61,9 +61,9 @@ def model_dir(name: str | Path) -> Path:
 
 
 def local_path(name: str | Path) -> str:
-    """What a loader (transformers, Unsloth) takes: a folder for a named or local model, a Hub id as it is."""
+    """What a loader (transformers, Unsloth) takes: a folder for a named model, a folder or Hub id as it is."""
     name = str(name)
-    if name in (config.SMOLLM2, config.EMBEDDED) or looks_like_path(name):
+    if name in (config.SMOLLM2, config.EMBEDDED):
         return str(model_dir(name))
     return name
 

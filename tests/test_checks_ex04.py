@@ -20,7 +20,7 @@ def test_q1_accepts_the_presets_and_explains_bad_choices():
     assert grade(q1, my_config=default_config("cpu", learning_rate=2e-3)).status == "correct"
     assert grade(q1, my_config=default_config("gpu")).status == "correct"
     cases = {
-        "learning_rate": default_config("cpu", learning_rate=2e-5),  # a 0.5B-model rate on the tiny model
+        "learning_rate": default_config("cpu", learning_rate=2e-5),  # far too small for a 30-step CPU run
         "budget": default_config("cpu", max_steps=400, batch_size=16),
         "lora_alpha/r": default_config("cpu", r=8, lora_alpha=128),
         "rank": default_config("cpu", r=128, lora_alpha=128),

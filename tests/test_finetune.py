@@ -35,8 +35,11 @@ def test_config_validates_with_field_and_fix():
 
 def test_presets_and_backend(monkeypatch):
     cpu, gpu = C.default_config("cpu"), C.default_config("colab-gpu", r=8)
-    assert cpu.base_model == "embedded" and gpu.base_model == C.GPU_BASE_MODEL and gpu.r == 8
-    assert cpu.learning_rate > gpu.learning_rate  # a tiny model needs a larger one
+    assert cpu.base_model == "smollm2" and gpu.base_model == C.GPU_BASE_MODEL and gpu.r == 8
+    assert cpu.learning_rate > gpu.learning_rate  # a run of a few dozen CPU steps needs a larger one
+    monkeypatch.setenv("PERSONALAB_BASE_MODEL", "HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert C.default_config("cpu").base_model == "HuggingFaceTB/SmolLM2-360M-Instruct"  # one setting, every lesson
+    monkeypatch.delenv("PERSONALAB_BASE_MODEL")
     # the profile picks Unsloth's settings: float32 without 4-bit or checkpointing on CPU, QLoRA on a GPU
     assert (cpu.dtype, cpu.load_in_4bit, cpu.gradient_checkpointing) == ("float32", False, False)
     assert (gpu.dtype, gpu.load_in_4bit, gpu.gradient_checkpointing) == (None, True, True)

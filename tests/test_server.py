@@ -55,7 +55,7 @@ def test_server_stops_without_leaving_a_process(local_server):
 
 
 def test_missing_model_is_clear(tmp_path):
-    with pytest.raises(ServerError, match="personalab model build"):
+    with pytest.raises(ServerError, match="personalab model smollm2"):
         LocalServer(tmp_path).start()
 
 

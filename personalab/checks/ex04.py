@@ -18,8 +18,8 @@ EXERCISE = Exercise("04", "Fine-tune the persona into the weights")
 
 #: Training budget: conversations seen by the optimizer (steps x batch size x gradient accumulation).
 MAX_EXAMPLES_SEEN = 2400
-#: Sensible learning rates by base model: the tiny embedded model needs a much larger one.
-LR_RANGES = {"embedded": (3e-4, 1e-2), "other": (2e-5, 2e-3)}
+#: Sensible learning rates by base model: the CPU base trains for a few dozen steps, so it needs a larger one.
+LR_RANGES = {"smollm2": (2e-4, 3e-3), "other": (2e-5, 2e-3)}
 R_RANGE = (4, 64)
 SCALE_RANGE = (0.5, 4.0)  # lora_alpha / r
 #: The loss must fall by at least this share (start: mean of the first 10% of steps; end: last 10%).
@@ -47,10 +47,10 @@ def config_problems(cfg: Mapping[str, Any]) -> list[str]:
     elif not SCALE_RANGE[0] <= alpha / r <= SCALE_RANGE[1]:
         out.append(f"lora_alpha/r = {alpha / r:g}: the update is scaled by lora_alpha/r; keep it between "
                    f"{SCALE_RANGE[0]:g} and {SCALE_RANGE[1]:g} (lora_alpha = r or 2*r is usual)")
-    kind = "embedded" if cfg["base_model"] == "embedded" else "other"
+    kind = "smollm2" if cfg["base_model"] == "smollm2" else "other"
     lo, hi = LR_RANGES[kind]
     if not isinstance(lr, (int, float)) or not lo <= lr <= hi:
-        model = "the tiny embedded model" if kind == "embedded" else "a pretrained instruct model"
+        model = "a short CPU run on SmolLM2-135M" if kind == "smollm2" else "a pretrained instruct model"
         out.append(f"learning_rate={lr!r}: for {model} use {lo:g} to {hi:g}")
     if not cfg["max_steps"]:
         out.append("set max_steps (a whole number): the run must fit the budget")
