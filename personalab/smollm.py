@@ -68,6 +68,7 @@ def convert_smollm2(out_dir: str | Path | None = None, *, force: bool = False) -
     # trainer that appends the tokenizer's EOS would teach the model to write <|im_start|> after a reply.
     tokenizer.eos_token = END_OF_TURN
     tokenizer.pad_token = END_OF_TURN
+    tokenizer.clean_up_tokenization_spaces = False  # as published: SmolLM2's BPE keeps its spaces
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:  # weights are dequantized into dense tensors; drop the GGUF bookkeeping to save
         if getattr(quantizer, "packed_modules", None):
