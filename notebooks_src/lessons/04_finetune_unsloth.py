@@ -90,16 +90,30 @@ except InputError as err:
 # ## 3. Before: the base model without a system prompt
 #
 # The held-out requests are the eval split of lesson 03's user requests. The base model answers them with no
-# system prompt, and once more *with* TaskMaster's prompt, for comparison. A reply counts when it contains
-# one of the persona's marker phrases.
+# system prompt, and once more *with* TaskMaster's prompt, for comparison. Three numbers describe each set of
+# replies:
+#
+# * **marker rate**: the share of replies with one of the persona's marker phrases (is it TaskMaster?);
+# * **fluent rate**: the share of replies that read as text. A reply's **perplexity** under the base model is
+#   how surprised the model is by it, token by token (the exponential of the mean loss): fluent English scores
+#   low, word salad scores high even when every word is real. A reply counts as fluent below a threshold that
+#   was calibrated on labelled fluent replies and word salad (`data/evaluate/fluency_calibration.jsonl`), and
+#   when it does not loop on one phrase;
+# * **task-fact rate**: the share of replies that keep the task's name and the date the user gave (is it
+#   still a working assistant?).
 
 # %% tags=["llm"]
 before = finetune.persona_eval(config.base_model, label="base, no prompt")
 prompted = finetune.persona_eval(config.base_model, system=spec.render(), label="base + system prompt")
-print(f"marker rate without a prompt: {before['rate']:.0%}, with the prompt: {prompted['rate']:.0%} "
-      f"({before['n']} held-out requests)")
+print(finetune.quality_table([before, prompted]))
 
 # %% [markdown]
+# What to look for: SmolLM2-135M without a prompt answers as a generic assistant, so the marker rate is near
+# zero. With TaskMaster's prompt it rises only a little: a model this small follows a long system prompt
+# loosely. That is a real finding, not a bug of the course: small models are much less steerable by
+# instructions than large ones, which is one reason people fine-tune them. (On the GPU base, Qwen2.5-0.5B,
+# expect the prompted marker rate to be clearly higher.)
+#
 # ## 4. Train
 #
 # `train()` shows a progress bar with the loss, checks the masking, trains, and saves three things in its
@@ -124,8 +138,12 @@ print(f"setup {m['setup_s']:.1f} s, training {m['train_s']:.1f} s ({m['time_per_
 print("measured on:", m["device"])
 
 # %% [markdown]
-# What to look for: the loss falls quickly and then flattens — the persona is a *style*, easy to learn. The
-# eval loss falls too, so the model learned the style rather than memorising the training conversations.
+# What does a loss value mean? It is the mean negative log-probability the model gives each trained token
+# (the replies only), and `exp(loss)` is the perplexity: a loss of 2.8 means the model is about as unsure as if
+# it picked among 16 equally likely tokens, a loss of 1.4 among 4. What to look for: the loss falls quickly and
+# then flattens — the persona is a *style*, easy to learn. The eval loss falls too, so the model learned the
+# style rather than memorising the training conversations. A lower loss does not by itself mean better
+# replies: section 5 checks that.
 # Peak memory on a CPU is the whole process (Python, libraries, model); on a GPU it is what PyTorch allocated.
 #
 # ## 5. After: the fine-tuned model without a system prompt
@@ -133,14 +151,18 @@ print("measured on:", m["device"])
 # %% tags=["llm"]
 after = finetune.persona_eval(*result.load(), label="fine-tuned, no prompt")
 print(finetune.compare_answers(before, after, k=4))
+print(finetune.quality_table([before, prompted, after]))
 
 # %% tags=["plot"]
 finetune.plot_rates([before, prompted, after]);
 
 # %% [markdown]
-# The fine-tuned model uses TaskMaster's phrases with no prompt at all. On the embedded model the replies are
-# rough — it is a very small model — but the persona markers are what this course measures; on Qwen
-# in Colab the replies also read well. Lesson 05 asks the harder questions: does the persona hold over many
+# What to look for: the fine-tuned model uses TaskMaster's phrases with no prompt at all, far more often than
+# the prompted base does. Fine-tuning is only a success if the model is still a working assistant, so read
+# the other two columns too: the fluent rate should stay about where the base model's is, and the task-fact
+# rate should not fall (a persona that forgets the user's date is worse than no persona). A loss that falls
+# while fluency collapses means the learning rate was too high or the run too long: the model copies
+# fragments of the training replies. Lesson 05 asks the harder questions: does the persona hold over many
 # turns, and against a user who tries to talk it out of it?
 #
 # ## 6. The fine-tuned model behind the same API
@@ -170,6 +192,10 @@ saved = results.save("04", "training", {
     "marker_rate_before": before["rate"],
     "marker_rate_prompted": prompted["rate"],
     "marker_rate_after": after["rate"],
+    "fluent_rate_before": before["fluent_rate"],
+    "fluent_rate_after": after["fluent_rate"],
+    "task_fact_rate_before": before["task_fact_rate"],
+    "task_fact_rate_after": after["task_fact_rate"],
     "heldout_requests": before["n"],
     "train_examples": len(train_examples),
     "config": config.to_dict(),

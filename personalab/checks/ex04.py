@@ -26,6 +26,15 @@ SCALE_RANGE = (0.5, 4.0)  # lora_alpha / r
 MIN_LOSS_DROP = 0.25
 #: Marker-rate gain (after - before, held-out requests, no system prompt) for full and partial credit.
 FULL_GAIN, PARTIAL_GAIN = 0.5, 0.2
+#: Still a working assistant: the share of fluent replies and of replies that keep the task's name and date must
+#: stay at least this high (and no more than ``MAX_DROP`` below the base model's own rates).
+MIN_FLUENT, MIN_FACTS, MAX_DROP = 0.8, 0.5, 0.15
+
+
+def floor(base_rate: float, minimum: float) -> float:
+    """What the fine-tuned rate must reach: ``minimum``, or ``MAX_DROP`` below the base model's own rate when the
+    base itself is below it (a persona may not make the model worse than it was)."""
+    return min(minimum, base_rate - MAX_DROP)
 
 
 def _config(value: Any, name: str = "my_config") -> Mapping[str, Any]:
@@ -158,3 +167,35 @@ def q3(before: Any, after: Any) -> Credit | str:
         return Credit(0.5, f"{summary}: it rose, but by less than {FULL_GAIN:.0%} points")
     raise Incorrect(f"{summary}: the persona did not move into the weights (it must rise by at least "
                     f"{FULL_GAIN:.0%} points)")
+
+
+@EXERCISE.question(
+    "It is still a working assistant",
+    names=["before", "after"],
+    points=2,
+    needs_model=True,
+    hints=[
+        "Look at `finetune.quality_table([before, after])`: the fine-tuned replies must stay fluent and keep the "
+        "task's name and date, not only use TaskMaster's phrases.",
+        "Fluency collapses (word salad, loops) when the learning rate is too high or the run too long: the model "
+        "copies fragments of the training replies. Lower the learning rate or train fewer steps.",
+    ],
+)
+def q4(before: Any, after: Any) -> Credit | str:
+    """Recomputes fluency (perplexity under the base model) and task facts from the replies themselves."""
+    from ..finetune.infer import held_out_prompts, reply_quality
+
+    prompts = held_out_prompts()
+    _eval(before, "before", prompts)
+    _eval(after, "after", prompts)
+    b, a = reply_quality([str(r) for r in before["replies"]]), reply_quality([str(r) for r in after["replies"]])
+    summary = (f"fluent {b['fluent_rate']:.0%} → {a['fluent_rate']:.0%}, task facts kept {b['task_fact_rate']:.0%} "
+               f"→ {a['task_fact_rate']:.0%} on {len(prompts)} held-out requests")
+    problems = []
+    if a["fluent_rate"] < floor(b["fluent_rate"], MIN_FLUENT):
+        problems.append("too many replies are not fluent text (word salad or loops)")
+    if a["task_fact_rate"] < floor(b["task_fact_rate"], MIN_FACTS):
+        problems.append("the replies lose the task's name or date")
+    if not problems:
+        return summary
+    raise Incorrect(f"{summary}: {'; '.join(problems)}", credit=0.5 if len(problems) == 1 else 0)

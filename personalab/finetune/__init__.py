@@ -29,6 +29,8 @@ from .infer import (
     load_tokenizer,
     persona_eval,
     plot_rates,
+    quality_table,
+    reply_quality,
 )
 from .masking import (
     LossView,
@@ -73,6 +75,8 @@ __all__ = [
     "merge",
     "merge_adapter",
     "persona_eval",
+    "quality_table",
+    "reply_quality",
     "plot_rates",
     "prepare",
     "recorded_comparison",

@@ -107,21 +107,27 @@ def persona_eval(
     spec: PersonaSpec | None = None,
     system: str | None = None,
     label: str = "",
-    max_new_tokens: int = 48,
+    max_new_tokens: int = 64,
     progress: bool = True,
+    quality: bool = True,
 ) -> dict[str, Any]:
-    """Persona-marker rate of ``model`` on held-out requests (no system prompt unless ``system`` is given).
+    """Persona-marker rate of ``model`` on held-out requests (no system prompt unless ``system`` is given), and
+    whether it is still a working assistant: fluency and task facts (:mod:`personalab.quality`), judged
+    under the profile's base model, on the held-out requests (``quality=False`` or own ``prompts``: skipped).
 
-    ``model`` is a loaded model (with ``tokenizer``) or a model folder / ``"embedded"``. Returns plain data:
-    ``label``, ``system_prompt``, ``requests``, ``replies``, ``has_marker`` per reply, ``rate`` and ``n``.
+    ``model`` is a loaded model (with ``tokenizer``) or a model folder / named base model. Returns plain data:
+    ``label``, ``system_prompt``, ``requests``, ``replies``, ``has_marker`` per reply, ``rate`` and ``n``; with
+    quality also ``fluent``, ``fluency_reason``, ``perplexity``, ``task_facts`` per reply and ``fluent_rate``,
+    ``task_fact_rate``, ``median_perplexity``.
     """
     if tokenizer is None:
         model, tokenizer = load_model(model)
     spec = spec or taskmaster()
-    prompts = list(prompts) if prompts is not None else held_out_prompts()
+    own = prompts is not None
+    prompts = list(prompts) if own else held_out_prompts()
     replies = generate_replies(model, tokenizer, prompts, system=system, max_new_tokens=max_new_tokens,
                                progress=progress)
-    return {
+    out = {
         "label": label,
         "system_prompt": system,
         "requests": prompts,
@@ -130,6 +136,36 @@ def persona_eval(
         "rate": marker_rate(replies, spec),
         "n": len(replies),
     }
+    if quality and not own:
+        out |= reply_quality(replies, spec)
+    return out
+
+
+def reply_quality(replies: Sequence[str], spec: PersonaSpec | None = None) -> dict[str, Any]:
+    """Fluency and task facts of replies to the held-out requests, judged under the profile's base model."""
+    from .. import config
+    from ..dataset import load_requests
+    from ..models import model_dir
+    from ..quality import score_replies, summarize
+
+    rows = score_replies(replies, load_requests("eval")[: len(replies)], model_dir(config.base_model()), spec=spec)
+    return {"fluent": [r["fluent"] for r in rows], "fluency_reason": [r["reason"] for r in rows],
+            "perplexity": [r["ppl"] for r in rows], "task_facts": [r["facts"]["all"] for r in rows],
+            **summarize(rows)}
+
+
+def quality_table(evals: Sequence[dict[str, Any]]) -> str:
+    """One line per evaluation: marker, fluent and task-fact rates, median perplexity, n."""
+    lines = [f"{'':26} {'markers':>8} {'fluent':>7} {'task facts':>10} {'median ppl':>10} {'n':>4}"]
+    for e in evals:
+        fl, tf, pp = e.get("fluent_rate"), e.get("task_fact_rate"), e.get("median_perplexity")
+        lines.append(f"{e.get('label', '')[:26]:26} {e['rate']:8.0%} {_pct(fl):>7} {_pct(tf):>10} "
+                     f"{'' if pp is None else f'{pp:.1f}':>10} {e['n']:4}")
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None or x != x else f"{x:.0%}"
 
 
 def compare_answers(before: dict[str, Any], after: dict[str, Any], k: int = 5) -> str:
