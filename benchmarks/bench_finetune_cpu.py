@@ -2,7 +2,7 @@
 
     python benchmarks/bench_finetune_cpu.py [--threads 1] [--steps N] [--backends unsloth,peft] [--record]
 
-Both backends train lesson 04's CPU preset (the embedded model, float32, LoRA on every linear layer) on the same
+Both backends train lesson 04's CPU preset (SmolLM2-135M-Instruct, float32, LoRA on every linear layer) on the same
 offline lesson-03 dataset, with the same steps, batch, seed and torch threads. Each trains in its own Python
 process, because importing Unsloth patches transformers and TRL for the whole process: the PEFT + TRL baseline
 must never see it. Measured per backend: setup and training time, seconds per step, tokens per second, peak RSS
@@ -121,21 +121,20 @@ def main() -> int:
         _machine.print_result(worker(args.worker, args.steps, args.threads, args.out))
         return 0
 
-    from personalab import finetune
-    from personalab.embedded import read_build_info
+    from personalab import config, finetune, models
     from personalab.results import hardware
 
     busy = busy_processes()
     load_before = os.getloadavg()[0]
-    base = str(finetune.infer.resolve_model_path("embedded"))
-    before = finetune.persona_eval(base, progress=False)
+    base = str(finetune.infer.resolve_model_path(config.base_model("cpu")))
+    before = finetune.persona_eval(base, progress=False, quality=False)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run_worker(b.strip(), args, Path(tmp) / b.strip()) for b in args.backends.split(",")]
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "hardware": hardware(),
         "threads": args.threads,
-        "base_model": {k: (read_build_info(base) or {}).get(k) for k in ("builder", "seed", "steps", "params")},
+        "base_model": {k: models.describe(config.base_model("cpu")).get(k) for k in ("model", "parameters")},
         "marker_rate_before": before["rate"],
         "heldout": before["n"],
         "load_before": load_before,
