@@ -9,7 +9,7 @@ import pytest
 from personalab.checks import ex04, to_jsonable
 from personalab.finetune import FinetuneConfig, TrainResult, default_config, held_out_prompts
 
-q1, q2, q3 = ex04.EXERCISE.questions
+q1, q2, q3, q4 = ex04.EXERCISE.questions
 
 
 def grade(q, **ns):
@@ -72,6 +72,31 @@ def test_exports_are_plain_data():
     assert exported["config"]["r"] == cfg.r and exported["losses"] == [1.0, 0.5]
 
 
-@pytest.mark.parametrize("q", [q1, q2, q3])
+def test_q4_recomputes_fluency_and_task_facts_from_the_replies(monkeypatch):
+    """The claimed rates are not trusted: the check scores the replies (here with a stand-in scorer)."""
+    from personalab.finetune import infer
+
+    def fake_quality(replies, spec=None):
+        fluent = [not r.startswith("salad") for r in replies]
+        facts = [r.endswith("Friday") for r in replies]
+        return {"fluent_rate": sum(fluent) / len(replies), "task_fact_rate": sum(facts) / len(replies)}
+
+    monkeypatch.setattr(infer, "reply_quality", fake_quality)
+    n = len(held_out_prompts())
+    base, good = ["Sure, call the bank on Friday"] * n, ["Nice work! Call the bank on Friday"] * n
+    assert grade(q4, before=_eval(base), after=_eval(good)).status == "correct"
+    salad = ["salad Nice work! bank of the a a Friday"] * n
+    r = grade(q4, before=_eval(base), after=_eval(salad))
+    assert r.status == "partial" and "not fluent" in r.reason
+    forgetful = ["Nice work! Done."] * n
+    assert "task's name or date" in grade(q4, before=_eval(base), after=_eval(forgetful)).reason
+    both = ["salad Nice work!"] * n
+    assert grade(q4, before=_eval(base), after=_eval(both)).status == "incorrect"
+    weak_base = ["salad"] * (n // 2) + ["call the bank on Friday"] * (n - n // 2)  # a base at ~50 %
+    half = ["salad"] * (n // 2) + ["Nice work! Friday"] * (n - n // 2)
+    assert grade(q4, before=_eval(weak_base), after=_eval(half)).status == "correct"  # no worse than the base
+
+
+@pytest.mark.parametrize("q", [q1, q2, q3, q4])
 def test_every_question_has_hints(q):
     assert q.hints and q.points > 0
