@@ -54,11 +54,13 @@ def hybrid_targets(overlays: Sequence[str | Overlay] | None = None, *, finetuned
                    core: bool = True) -> list[Any]:
     """[the fine-tuned core without a prompt, then the core with each overlay], served locally.
 
-    The fine-tuned checkpoint comes from lesson 04's saved results unless ``finetuned_dir`` names one.
+    The fine-tuned checkpoint comes from lesson 04's saved results unless ``finetuned_dir`` names one; in a fresh
+    runtime (a Colab badge opens its own) it is trained now with lesson 04's settings, which says so first.
     """
     from . import evaluate
+    from .evaluate.targets import ensure_finetuned
 
-    tuned = Path(finetuned_dir) if finetuned_dir is not None else evaluate.finetuned_dir_from_results()
+    tuned = Path(finetuned_dir) if finetuned_dir is not None else ensure_finetuned()
     out = [evaluate.local_target(CORE, tuned)] if core else []
     return out + [evaluate.local_target(target_name(ov), tuned, overlay=ov) for ov in load_overlays(overlays)]
 

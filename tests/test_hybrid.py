@@ -103,9 +103,14 @@ def test_plot():
     assert len(fig.axes) == 3
 
 
-def test_hybrid_targets_need_lesson_04(monkeypatch, tmp_path):
-    from personalab.errors import InputError
+def test_hybrid_targets_train_lesson_04_in_a_fresh_runtime(monkeypatch, tmp_path):
+    """A fresh runtime (no lesson 04 results): the hybrid trains the core with lesson 04's settings, as lesson 05."""
+    from personalab import evaluate
+    from personalab.evaluate import targets
 
     monkeypatch.setenv("PERSONALAB_RESULTS", str(tmp_path))
-    with pytest.raises(InputError, match="lesson 04"):
-        hybrid.hybrid_targets()
+    trained = []
+    monkeypatch.setattr(targets, "ensure_finetuned", lambda: trained.append(1) or tmp_path)
+    monkeypatch.setattr(evaluate, "local_target", lambda name, model_dir, **kw: (name, model_dir))
+    rows = hybrid.hybrid_targets()
+    assert trained == [1] and rows[0] == (hybrid.CORE, tmp_path)
