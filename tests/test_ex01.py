@@ -119,23 +119,61 @@ def test_token_count_has_a_fallback(monkeypatch):
     assert ex01.count_tokens("Yes, chef! Two onions.") == (7, "estimate: words + punctuation")
 
 
-def test_q4_counts_requests_where_the_prompt_makes_the_difference(fake_model):
+def test_q4_grades_the_learners_count_not_the_models_obedience(fake_model):
     reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs, prompt_changed=3)
+    assert (r.points, r.status) == (3, "correct")
+    assert "with your prompt 3/3 replies carry a marker, without it 0/3" in r.reason
+    assert "made the difference on 3 of 3 requests" in r.reason
+    # a model that ignores the prompt everywhere: "0" is the honest finding and gets full marks
+    deaf = ["DEAF one", "DEAF two", "DEAF three", "DEAF four"]
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=deaf, prompt_changed=0)
+    assert (r.points, r.status) == (3, "correct") and "made the difference on 0 of 4 requests" in r.reason
+    # one request either way is accepted (another machine may tip a near-tie), two are not
+    mixed = reqs[:2] + ["DEAF one", "DEAF two", "DEAF three"]
+    assert [grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=mixed, prompt_changed=n).status
+            for n in range(6)] == ["incorrect", "correct", "correct", "correct", "incorrect", "incorrect"]
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=mixed, prompt_changed=5)
+    assert "you wrote that the prompt made the difference on 5 of your 5 requests" in r.reason
+    assert "on 2 of" not in r.reason  # a wrong count is not answered with the gradebook's own count
+
+
+def test_q4_rejects_malformed_answers_and_requests(fake_model):
+    reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
+
+    def reason(**ns):
+        r = grade(ex01.q4, **{"my_persona": EXAMPLE_PERSONA, "my_requests": reqs, "prompt_changed": 3, **ns})
+        assert r.points == 0, r
+        return r.reason
+
+    assert "expected `prompt_changed` to be an int, got the string '3'" in reason(prompt_changed="3")
+    assert "expected `prompt_changed` to be an int, got the bool True" in reason(prompt_changed=True)
+    assert "expected `prompt_changed` to be an int, got the number 2.5" in reason(prompt_changed=2.5)
+    assert "a whole number from 0 to 3, got 4" in reason(prompt_changed=4)
+    assert "a whole number from 0 to 3, got -1" in reason(prompt_changed=-1)
+    assert "3 to 5 different requests, got 2" in reason(my_requests=reqs[:2] * 2)
+    assert "3 to 5 different requests, got 6" in reason(my_requests=reqs + ["a", "b", "c"])
+    assert "non-empty string" in reason(my_requests=reqs + ["  "])
+    assert "non-empty string" in reason(my_requests=reqs + [3])
+    assert "expected `my_requests` to be a list or a tuple" in reason(my_requests="Order flour")
+    assert "`my_persona` does not validate yet" in reason(my_persona={"name": "x"})
     r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs)
-    assert (r.points, r.status) == (3, "correct") and "3/3" in r.reason
-    # full marks from 60 % of the requests (at least 2): a margin for a tiny model and other CPU kernels
-    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs[:2] + ["DEAF request"])
-    assert (r.points, r.status) == (3, "correct") and "difference on 2 (full marks from 2)" in r.reason
-    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=reqs[:1] + ["DEAF request", "DEAF again"])
-    assert (r.points, r.status) == (1.5, "partial")
-    assert "'DEAF request': its reply with the prompt has no marker" in r.reason
-    assert [ex01.needed_for_full_marks(n) for n in (3, 4, 5)] == [2, 3, 3]
-    # a marker any reply contains proves nothing: here "Okay" is said with and without the prompt
+    assert r.status == "not-attempted" and "`prompt_changed` is not defined" in r.reason
+
+
+def test_q4_fails_markers_any_assistant_says(fake_model):
+    reqs = ["Add a task: chop onions", "Order flour", "Mark stock done"]
+    # "Okay" opens every reply without the prompt: it cannot show what the prompt does, whatever the count
     generic = EXAMPLE_PERSONA.replace("- Yes, chef!", "- Okay")
-    r = grade(ex01.q4, my_persona=generic, my_requests=reqs)
-    assert r.points == 0 and "even the reply without the prompt has one" in r.reason
-    assert "3 to 5 different requests, got 2" in grade(ex01.q4, my_persona=generic, my_requests=reqs[:2] * 2).reason
-    assert "non-empty string" in grade(ex01.q4, my_persona=generic, my_requests=reqs + [""]).reason
+    for n in (0, 3):
+        r = grade(ex01.q4, my_persona=generic, my_requests=reqs, prompt_changed=n)
+        assert (r.points, r.status) == (0, "incorrect")
+        assert "3/3 replies WITHOUT your prompt already carry one of your markers" in r.reason
+    # one such reply is tolerated (and reported)
+    ok_requests = ["Okay then, order flour", "Add a task: chop onions", "Mark stock done"]
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA.replace("- Heard, on it", "- Okay then"),
+              my_requests=ok_requests, prompt_changed=2)
+    assert r.status == "correct" and "1 reply without the prompt already carries a marker" in r.reason
 
 
 def test_q5_accepts_a_measurement_within_one_reply(fake_model):
@@ -145,7 +183,13 @@ def test_q5_accepts_a_measurement_within_one_reply(fake_model):
     near = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 1.0, "without": 0.0})
     assert near.status == "correct"  # one reply off is tolerated
     r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 0.0, "without": 0.0})
-    assert r.status == "incorrect" and "rates['with']" in r.reason
+    assert r.status == "incorrect" and "`rates['with']` = 0 is not the share" in r.reason
+    assert "0.667" not in r.reason  # a miss does not give away the measured share (nor q4's count)
+    assert "with your prompt 2/3 replies carry a marker, without it 0/3" in ok.reason
+    r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": 2, "without": 0.0})
+    assert "a number from 0 to 1, got 2" in r.reason
+    r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates={"with": "2/3", "without": 0.0})
+    assert "expected `rates['with']` to be an int or a float" in r.reason
     r = grade(ex01.q5, my_persona=EXAMPLE_PERSONA, my_requests=reqs, rates=[0.5, 0.5])
     assert "expected `rates` to be a dict with keys 'with', 'without'" in r.reason
 
@@ -155,5 +199,5 @@ def test_backend_failure_is_an_error_row_not_a_crash(monkeypatch):
         raise ConnectionError("server down")
 
     monkeypatch.setattr(ex01, "ask", down)
-    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=["a", "b", "c"])
+    r = grade(ex01.q4, my_persona=EXAMPLE_PERSONA, my_requests=["a", "b", "c"], prompt_changed=0)
     assert r.status == "error" and "server down" in r.reason

@@ -1,7 +1,7 @@
 """Grading end to end: solutions get full marks, exercises fail cleanly, the exercise-01 bad corpus exactly.
 
 The model here is ``fixtures/fake_llm.py`` (predictable, fast): these tests check the grading machinery.
-``test_solutions_get_full_marks_on_the_real_model`` grades every solution on the embedded model.
+``test_solutions_get_full_marks_on_the_real_model`` grades every solution on the real base model (the local server).
 """
 
 from __future__ import annotations
@@ -81,11 +81,13 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
     na = ("0", "not-attempted")
     expected = {
         "good": ok(),
-        "exception": ok(q3=na, q5=na),
+        # no my_prompt, so no comparison and no finding: q4 and q5 are not attempted either
+        "exception": ok(q3=na, q4=na, q5=na),
         "loop": ok(q4=na, q5=na),
-        "deleted": ok(q3=na, q5=na),
-        "reordered": ok(q5=na),
+        "deleted": ok(q3=na, q4=na, q5=na),
+        "reordered": ok(q4=na, q5=na),
         "partial": ok(q2=("1.2", "partial"), q5=("0", "incorrect")),
+        "miscounted": ok(q4=("0", "incorrect")),
         "tampered": all_("incorrect"),
         # the kernel dies in a cell after q3's check: q1-q3 keep their points, q4/q5 are errors
         "crash": ok(q4=("0", "error"), q5=("0", "error")),
@@ -95,14 +97,16 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
         "untouched": all_("not-attempted"),
     }
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
-    assert "cell 14 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
+    assert "cell 13 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
         "exception", "q3"]
     assert "raised Timeout: the cell ran longer than 10 s" in reason["loop", "q4"]
     assert "no cell of the notebook defines it (was that cell deleted?)" in reason["deleted", "q3"]
     assert "name 'comparison' is not defined" in reason["reordered", "q5"]
+    assert "`prompt_changed` is not defined" in reason["reordered", "q4"]
+    assert "you wrote that the prompt made the difference on 0 of your 5 requests" in reason["miscounted", "q4"]
     assert "a response pattern of at least 3 steps" in reason["partial", "q2"]
     assert "missing 'traits'" in reason["tampered", "q1"]  # despite the fake "Correct" and the patched checks
-    assert "kernel died while running cell 15 (`import os`)" in reason["crash", "q4"]
+    assert "kernel died while running cell 14 (`import os`)" in reason["crash", "q4"]
     assert "not valid JSON" in reason["malformed", "q1"] and "the file is empty" in reason["empty", "q1"]
     assert "not a Jupyter notebook" in reason["not_a_notebook", "q1"]
     feedback = (tmp_path / "grades_feedback" / "loop.md").read_text()
@@ -125,7 +129,7 @@ def test_cli_writes_gradebook_and_feedback(tmp_path, fake_llm):
 
 @pytest.mark.server
 def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
-    """Every solution, graded (sandboxed, hidden cases included) against the embedded model: full marks."""
+    """Every solution, graded (sandboxed, hidden cases included) against the local server's base model: full marks."""
     reports = grading.grade_folder(REPO_ROOT / "solutions", tmp_path / "g.csv", jobs=2, progress=False)
     assert len(reports) == len(list((REPO_ROOT / "solutions").glob("*.ipynb")))
     for rep in reports:

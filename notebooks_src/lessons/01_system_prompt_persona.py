@@ -89,8 +89,9 @@ for label, rate in rates.items():
 # ## Iterate: change the persona, see the change
 #
 # The system prompt's great strength is that a change takes effect on the next request. Swap TaskMaster's
-# vocabulary for a new catchphrase and ask again: no training, no deployment. (On the embedded model, pick
-# from `personalab.embedded.STOCK_PHRASES`; a phrase outside that list shows the limits of a tiny model.)
+# vocabulary for a new catchphrase and ask again: no training, no deployment. Whether the model picks the new
+# catchphrase up is something to read in the reply below, not to assume: a model as small as the CPU
+# profile's base may well ignore it.
 
 # %% tags=["llm"]
 edited = spec.model_copy(deep=True)

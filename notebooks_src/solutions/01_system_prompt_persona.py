@@ -3,7 +3,7 @@
 #
 # In lesson 01 you rendered TaskMaster into a system prompt and saw it change the model's replies. Now you
 # design a persona of your own, for a domain you choose (a kitchen, a lab, a gym, a help desk, a library…),
-# and prove that its system prompt works.
+# and find out, by measuring, what its system prompt changes in the model's replies.
 #
 # **How the checks work.** After each step, run the `qN.check()` cell: it says what is right, what is
 # missing, and how many points the step is worth. Stuck? Un-comment `qN.hint()` (and `qN.hint(2)` for a
@@ -34,15 +34,10 @@ from personalab.checks.ex01 import (
 # never says) and `rules`. A dict with the same keys works too.
 #
 # The `use` phrases are your persona's **markers**: later steps count them in the model's replies. Pick
-# short, distinctive phrases (two to five words) that a plain assistant would never say. On the CPU
-# profile the embedded model can only use catchphrases it knows as whole tokens: choose them from
-# `personalab.embedded.STOCK_PHRASES` (printed below), and even among those it follows some more reliably
-# than others, so if step 4 finds no markers, try other stock phrases. On a GPU or API backend any phrase works.
-
-# %%
-from personalab.embedded import STOCK_PHRASES
-
-print(STOCK_PHRASES)
+# short, distinctive phrases (two to five words) that a plain assistant would never say: a marker that turns
+# up in replies *without* your prompt cannot show what the prompt does, and step 4's check says so. A rule
+# such as `Start every reply with "Yes, chef!"` is the most direct instruction a prompt can give; whether
+# the model follows it is what step 4 finds out.
 
 # %%
 # my_persona = """
@@ -70,13 +65,14 @@ response_pattern:
   - Name the next station to check
 vocabulary:
   use:
-    - Let's get this sorted
-    - Great work!
-    - Nice choice!
+    - Yes, chef!
+    - Heard, on it
+    - Behind you
   avoid:
     - As an AI language model
     - No worries
 rules:
+  - Start every reply with "Yes, chef!"
   - Never joke about food safety.
   - Never use more than one exclamation mark.
 """
@@ -127,15 +123,15 @@ q3.check()
 # q3.hint()
 
 # %% [markdown]
-# ## 4. Does the prompt change the answers?
+# ## 4. What does the prompt change?
 #
-# Write 3 to 5 requests a user of your persona would send (`my_requests`, a list of strings). The cell after
-# it asks the model each one twice: with your system prompt and with none. The check counts a request when
-# the reply *with* the prompt carries one of your markers and the reply *without* it does not, and gives full
-# marks when that happens on at least 60 % of your requests (3 of 5, 2 of 3): a tiny model does not follow a
-# prompt every time, so five requests give you a margin.
+# Write 3 to 5 different requests a user of your persona would send (`my_requests`, a list of strings). The
+# cell after it asks the model each one twice, with your system prompt and with none, greedily (temperature
+# 0: the same request gets the same reply each time you run it). The cell after that prints, for each
+# request, whether each reply carries one of your markers.
 
 # %%
+# my_requests = ["...", "...", "..."]
 ### BEGIN SOLUTION
 my_requests = [
     "Add a task: chop two kilos of onions before 5pm",
@@ -153,11 +149,44 @@ comparison = compare(my_requests, {"without": None, "with": my_prompt}, **REQUES
 comparison
 
 # %% tags=["llm"]
+for request, plain, prompted in zip(my_requests, comparison.replies["without"], comparison.replies["with"]):
+    marked = ["yes" if persona.has_marker(reply, spec) else "no" for reply in (prompted, plain)]
+    print(f"with: {marked[0]:<3}  without: {marked[1]:<3}  {request}")
+
+# %% [markdown]
+# Read the replies and the table, and state your finding: on how many of your requests did the prompt make
+# the difference, that is, the reply *with* the prompt carries a marker and the reply *without* it does not?
+# Store that number in `prompt_changed` (a whole number; 0 if it never did).
+#
+# The check asks the model the same requests again and grades your count against what it finds, accepting
+# one request either way (greedy decoding on another machine can tip a near-tie). It grades your reading,
+# not the model's obedience: an honest count gets full marks whatever the model did. It fails a count the
+# replies do not show, and a persona whose markers turn up even without the prompt.
+
+# %% tags=["llm"]
+# prompt_changed = ...
+### BEGIN SOLUTION
+prompt_changed = sum(
+    persona.has_marker(prompted, spec) and not persona.has_marker(plain, spec)
+    for prompted, plain in zip(comparison.replies["with"], comparison.replies["without"])
+)
+### END SOLUTION
+print(f"the prompt made the difference on {prompt_changed} of {len(my_requests)} requests")
+
+# %% tags=["llm"]
 q4.check()
 
 # %%
 # q4.hint()
 # q4.hint(2)
+
+# %% [markdown]
+# **What to make of it.** On the CPU profile's small base model, expect the prompt to change little: a model
+# this small follows a system prompt poorly, so your markers may appear in few of its replies, or in none,
+# however well you write the persona. That is a property of the model, not a mistake in your spec, and it
+# is why this course measures what a prompt does instead of assuming it. On a GPU or API backend the same
+# cells typically show a clear difference. Lesson 04 takes the other route: it trains the persona into the
+# model's weights.
 
 # %% [markdown]
 # ## 5. Measure it

@@ -1,20 +1,22 @@
 """Exercise 01 — your own persona in a system prompt.
 
 The learner writes a persona spec for a domain of their choice (``my_persona``: YAML text or a dict),
-renders it (``my_prompt``), keeps it within a token budget, and shows with a few requests of their own
-(``my_requests``) that the prompt changes the model's answers (``rates``).
+renders it (``my_prompt``), keeps it within a token budget, asks a few requests of their own
+(``my_requests``) with and without the prompt, and reports what that comparison shows: on how many requests
+the prompt made the difference (``prompt_changed``) and the marker rates (``rates``). The checks grade the
+reading against the comparison they redo themselves, never whether the model obeys: a small base model may
+follow the prompt on none of the requests, and saying so is a correct answer.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from ..persona import PersonaSpec, has_marker, render_system_prompt
-from . import Credit, Exercise, Incorrect, describe, expect_close, expect_keys, expect_type
+from . import Credit, Exercise, Incorrect, close, describe, expect_keys, expect_type
 
 EXERCISE = Exercise("01", "Your own persona in a system prompt")
 
@@ -25,6 +27,9 @@ TOKENIZER_MODEL = "gpt-4o-mini"
 #: how the checks ask the model: greedy, short, seeded, so that the notebook and the gradebook agree
 REQUEST_PARAMS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 60, "seed": 0}
 MAX_REQUESTS = 5
+#: how far a learner's count may be from the gradebook's: greedy decoding on another machine's CPU kernels
+#: can flip a near-tie in one reply
+TOLERANCE = 1
 REQUIRED = ("name", "role", "traits", "response_pattern", "vocabulary")
 
 
@@ -191,39 +196,43 @@ def q3(my_persona: Any, my_prompt: Any) -> Credit | str:
 
 
 @EXERCISE.question(
-    "The prompt changes the answers",
-    names=["my_persona", "my_requests"],
+    "Your finding: where the prompt made the difference",
+    names=["my_persona", "my_requests", "prompt_changed"],
     points=3,
     needs_model=True,
     hints=[
-        "Write 3 to 5 requests a user of your persona would send, e.g. 'Add a task: order more flour'.",
-        "A request counts when the reply WITH your prompt carries one of your 'use' phrases and the reply WITHOUT "
-        "it does not. Short, unusual phrases work best; a phrase any assistant says ('Sure!') proves nothing.",
+        "Write 3 to 5 different requests a user of your persona would send, e.g. 'Add a task: order more flour'. "
+        "Then read the comparison row by row: a request counts when the reply WITH your prompt carries one of "
+        "your 'use' phrases and the reply WITHOUT it does not. `prompt_changed` is how many requests count; "
+        "0 is a fine answer when that is what the table shows.",
+        "The cell under the comparison prints, for each request, whether each reply carries a marker: count the "
+        "rows that read `with: yes` and `without: no`, and write that number (an int). If your markers show up "
+        "WITHOUT the prompt, any assistant says them: pick more distinctive 'use' phrases and run the cells again.",
     ],
 )
-def q4(my_persona: Any, my_requests: Any) -> Credit:
+def q4(my_persona: Any, my_requests: Any, prompt_changed: Any) -> str:
     spec = _spec_or_fail(my_persona)
     reqs = _requests(my_requests)
     m = measure(spec, reqs)
-    good = [w and not wo for w, wo in zip(m["with"], m["without"], strict=True)]
-    need = needed_for_full_marks(len(reqs))
-    summary = (f"with your prompt {sum(m['with'])}/{len(reqs)} replies carry a marker, without it "
-               f"{sum(m['without'])}/{len(reqs)}; the prompt made the difference on {sum(good)} "
-               f"(full marks from {need})")
-    if sum(good) >= need:
-        return Credit(1.0, summary)
-    i = good.index(False)
-    why = "its reply with the prompt has no marker" if not m["with"][i] else "even the reply without the prompt has one"
-    return Credit(sum(good) / need, f"{summary}; e.g. {reqs[i]!r}: {why}")
-
-
-def needed_for_full_marks(n_requests: int) -> int:
-    """Requests that must show the prompt's effect for full marks: 60 %, at least 2.
-
-    A tiny model does not follow a prompt on every request, and two machines' CPU kernels can flip a
-    near-tie in a reply, so full marks ask for a clear majority rather than every single request.
-    """
-    return max(2, math.ceil(0.6 * n_requests))
+    n = len(reqs)
+    changed = sum(w and not wo for w, wo in zip(m["with"], m["without"], strict=True))
+    plain = sum(m["without"])
+    if plain > TOLERANCE:
+        example = reqs[m["without"].index(True)]
+        raise Incorrect(f"{plain}/{n} replies WITHOUT your prompt already carry one of your markers (e.g. the "
+                        f"reply to {example!r}): a phrase any assistant says cannot show what your prompt does. "
+                        "Pick more distinctive 'use' phrases, re-run every cell from your spec down, and count again")
+    expect_type(prompt_changed, int, "prompt_changed")
+    if not 0 <= prompt_changed <= n:
+        raise Incorrect(f"`prompt_changed` counts your requests: a whole number from 0 to {n}, got {prompt_changed}")
+    if abs(prompt_changed - changed) > TOLERANCE:
+        raise Incorrect(f"you wrote that the prompt made the difference on {prompt_changed} of your {n} requests, "
+                        "but the comparison does not show that (one request either way is accepted). Count again: "
+                        "a request counts when its reply with the prompt carries a marker and its reply without "
+                        "the prompt does not")
+    note = (f"; note: {plain} reply without the prompt already carries a marker" if plain else "")
+    return (f"you counted {prompt_changed}; measured: with your prompt {sum(m['with'])}/{n} replies carry a "
+            f"marker, without it {plain}/{n}, so the prompt made the difference on {changed} of {n} requests{note}")
 
 
 @EXERCISE.question(
@@ -239,7 +248,16 @@ def q5(my_persona: Any, my_requests: Any, rates: Any) -> str:
     reqs = _requests(my_requests)
     expect_keys(rates, ["with", "without"], "rates")
     m = measure(spec, reqs)
+    n = len(reqs)
     for key in ("with", "without"):
-        # one reply either way is tolerated: the model may sample differently if you changed the request settings
-        expect_close(rates[key], sum(m[key]) / len(reqs), f"rates['{key}']", abs=1 / len(reqs) + 1e-9)
-    return "your measurement matches the gradebook's"
+        expect_type(rates[key], (int, float), f"rates['{key}']")
+        if not 0 <= rates[key] <= 1:
+            raise Incorrect(f"`rates['{key}']` is a share of replies: a number from 0 to 1, got {rates[key]!r}")
+        # one reply either way is tolerated: another machine may flip a near-tie (or you changed the settings);
+        # a miss does not say the gradebook's value, which would also give away q4's count
+        if not close(rates[key], sum(m[key]) / n, abs=TOLERANCE / n + 1e-9):
+            raise Incorrect(f"`rates['{key}']` = {rates[key]:.3g} is not the share of your replies {key} the prompt "
+                            "that carry one of your markers (one reply either way is accepted): count them with "
+                            f"persona.marker_rate(comparison.replies['{key}'], spec)")
+    return (f"your measurement matches the gradebook's: with your prompt {sum(m['with'])}/{n} replies carry a "
+            f"marker, without it {sum(m['without'])}/{n}")
