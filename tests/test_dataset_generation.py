@@ -222,7 +222,7 @@ def test_teacher_against_the_local_server(local_server, tmp_path):
     reqs = load_requests("eval")[:3]
     ex = generate(reqs, method="teacher", teacher=t, progress=False)
     assert len(ex) == 3
-    report = validate_examples(ex)  # format only: a tiny model's replies need not be on persona
+    report = validate_examples(ex)  # format only: a small model's replies need not be on persona
     assert report.ok, report.format()
     calls = t.calls
     t2 = Teacher(client=client, model=local_server.model, max_tokens=24, cache=ResponseCache(tmp_path / "c.jsonl"))

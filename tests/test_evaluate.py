@@ -599,7 +599,7 @@ def test_compare_policies_names_each_curve():
 def test_runner_against_the_local_server(local_server, tmp_path):
     client = openai.OpenAI(base_url=local_server.base_url, api_key="local")
     t = ev.Target("prompted", client, local_server.model, taskmaster().render())
-    assert t.context_window == 1024 and t.fingerprint and not t.paid
+    assert t.context_window == 8192 and t.fingerprint and not t.paid  # SmolLM2-135M-Instruct's window
     attacks = ev.sample_attacks(ev.load_attacks(), 1)[:3]
     r = ev.Runner(cache=ResponseCache(tmp_path / "c.jsonl"), max_tokens=24, concurrency=2, progress=False)
     res = ev.run_attacks([t], attacks, r)

@@ -19,7 +19,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("errors", "io", "config", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab"),
     1: ("models", "embedded", "server", "smollm", "backends"),
-    2: ("dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
+    2: ("quality", "dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
         "evidence", "decision", "report", "course", "doctor", "notebook"),
     3: ("checks", "grading", "authoring", "release"),
     4: ("commands", "cli"),

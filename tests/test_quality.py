@@ -1,4 +1,4 @@
-"""Reply quality (personalab.evaluate.quality): loops, fluency verdicts, task facts, the summary and, with the
+"""Reply quality (personalab.quality): loops, fluency verdicts, task facts, the summary and, with the
 optional SmolLM2 (``slow``), perplexity and the fluency threshold's calibration."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from personalab import quality
 from personalab.dataset import load_requests
 from personalab.errors import InputError
-from personalab.evaluate import quality
-from personalab.evaluate.quality import (
+from personalab.quality import (
     PPL_THRESHOLD,
     fact_words,
     find_loop,

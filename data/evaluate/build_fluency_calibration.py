@@ -131,7 +131,7 @@ def build() -> None:
     """Step 2: the calibration rows."""
     import json, random, re
     from transformers import AutoTokenizer
-    from personalab.evaluate.quality import find_loop
+    from personalab.quality import find_loop
     from personalab.persona import taskmaster
     from personalab.smollm import convert_smollm2
     

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..quality import auc  # noqa: F401  (one definition; evaluate.metrics.auc is public)
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,6 @@ def confusion(truth: Sequence[bool], predicted: Sequence[bool]) -> dict[str, int
         "fn": sum(t and not p for t, p in pairs),
         "tn": sum(not t and not p for t, p in pairs),
     }
-
-
-def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
-    """Probability that a random positive item scores higher than a random negative one (ties count half)."""
-    if not positive or not negative:
-        return math.nan
-    wins = sum((p > q) + 0.5 * (p == q) for p in positive for q in negative)
-    return wins / (len(positive) * len(negative))
 
 
 def _same_length(a: Sequence[object], b: Sequence[object]) -> None:

@@ -23,9 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..config import DATA_DIR
-from ..errors import InputError
-from .metrics import auc
+from .config import DATA_DIR
+from .errors import InputError
 
 CALIBRATION_PATH = DATA_DIR / "evaluate" / "fluency_calibration.jsonl"
 #: Replies (and contexts) longer than this many tokens are cut: the verdict needs the start, not the whole.
@@ -266,7 +265,7 @@ def score_replies(replies: Sequence[str], requests: Sequence[Any], model_dir: st
                   spec: Any = None, threshold: float = PPL_THRESHOLD) -> list[dict[str, Any]]:
     """One row per reply: perplexity (given the request's first user message), fluent verdict and reason,
     marker, task facts. ``replies[i]`` answers the first turn of ``requests[i]``; ``spec``: TaskMaster."""
-    from ..persona import has_marker, taskmaster
+    from .persona import has_marker, taskmaster
 
     if len(replies) != len(requests):
         raise InputError(f"{len(replies)} replies for {len(requests)} requests", field="replies",
@@ -282,11 +281,9 @@ def score_replies(replies: Sequence[str], requests: Sequence[Any], model_dir: st
     return rows
 
 
-def quality_summary(replies: Sequence[str], requests: Sequence[Any], model_dir: str | Path, *,
-                    spec: Any = None, threshold: float = PPL_THRESHOLD) -> dict[str, float | int]:
-    """Marker rate, fluent rate, task-fact rate (over the requests that give a task or due date; ``task_fact_n``
-    of them), median perplexity and ``n`` of replies to ``requests`` (see :func:`score_replies`)."""
-    rows = score_replies(replies, requests, model_dir, spec=spec, threshold=threshold)
+def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
+    """Marker, fluent and task-fact rates (the last over the requests that give a task or due date;
+    ``task_fact_n`` of them), median perplexity and ``n`` of :func:`score_replies` rows."""
     facts = [r["facts"]["all"] for r in rows if r["facts"]["all"] is not None]
     n = len(rows)
     return {
@@ -299,7 +296,21 @@ def quality_summary(replies: Sequence[str], requests: Sequence[Any], model_dir: 
     }
 
 
+def quality_summary(replies: Sequence[str], requests: Sequence[Any], model_dir: str | Path, *,
+                    spec: Any = None, threshold: float = PPL_THRESHOLD) -> dict[str, float | int]:
+    """:func:`summarize` of the replies to ``requests`` (see :func:`score_replies`)."""
+    return summarize(score_replies(replies, requests, model_dir, spec=spec, threshold=threshold))
+
+
 # ------------------------------------------------------------------------------------------------ calibration
+def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """Probability that a random positive item scores higher than a random negative one (ties count half)."""
+    if not positive or not negative:
+        return math.nan
+    wins = sum((p > q) + 0.5 * (p == q) for p in positive for q in negative)
+    return wins / (len(positive) * len(negative))
+
+
 def load_calibration(path: str | Path = CALIBRATION_PATH) -> list[dict[str, Any]]:
     """The calibration rows: ``text``, ``fluent`` (bool), ``kind``, ``source`` and the ``user`` message."""
     rows = []
