@@ -115,7 +115,7 @@ class Profile:
 
     @property
     def backend(self) -> str:
-        """'openai' (key set, no base URL), 'remote' (``OPENAI_BASE_URL``) or 'local' (embedded server)."""
+        """'openai' (key set, no base URL), 'remote' (``OPENAI_BASE_URL``) or 'local' (the course's own server)."""
         if self.base_url:
             return "remote"
         if self.api_key and self.name != "cpu":

@@ -51,7 +51,7 @@ def lesson_paths(selected: list[str] | None = None, lessons_dir: Path | None = N
 
 @contextmanager
 def shared_backend_env():
-    """Serve the embedded model once and point every kernel at it (unless a backend is already configured)."""
+    """Serve the base model once and point every kernel at it (unless a backend is already configured)."""
     if os.environ.get("OPENAI_BASE_URL") or os.environ.get("PERSONALAB_BACKEND"):
         yield None
         return

@@ -221,7 +221,7 @@ def local_tokenizer(model_dir: str) -> Any:
     path = Path(model_dir)
     if not path.exists():
         raise InputError(
-            "model folder not found", path=path, fix="build the embedded model or pass the checkpoint folder"
+            "model folder not found", path=path, fix="run `personalab model smollm2` or pass the checkpoint folder"
         )
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 

@@ -1,4 +1,4 @@
-"""``personalab model``: build the embedded model or convert the optional SmolLM2."""
+"""``personalab model``: convert the CPU base model (SmolLM2) or rebuild the embedded test stand-in."""
 
 from __future__ import annotations
 
@@ -57,9 +57,10 @@ def _smollm2(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("model", help="build the embedded model or convert SmolLM2 (offline)")
+    p = subparsers.add_parser("model", help="convert the CPU base model, SmolLM2 (offline), or rebuild the "
+                              "embedded test stand-in")
     sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    b = sub.add_parser("build", help="rebuild the embedded chat model from scratch on CPU (deterministic, a few min)")
+    b = sub.add_parser("build", help="maintainers: rebuild the embedded test stand-in (0.7M) from scratch on CPU")
     b.add_argument("--out", help="output folder (default: PERSONALAB_HOME/models/embedded-v1)")
     b.add_argument("--reference", action="store_true",
                    help="maintainers: replace the shipped reference build in personalab/embedded/reference/")

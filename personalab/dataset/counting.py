@@ -2,7 +2,7 @@
 
 * an OpenAI model name (default ``gpt-4o-mini``): OpenAI's counting recipe with the exact tiktoken encoding
   (:mod:`personalab.tokens`, offline);
-* a local checkpoint folder (or ``embedded`` for the course's embedded model): the conversation rendered by
+* a local checkpoint folder (or a named base model such as ``smollm2``): the conversation rendered by
   the model's own chat template, exactly what fine-tuning feeds it;
 * ``approx``: a rough word-and-punctuation count, for when neither is available. Reports say which was used.
 """
