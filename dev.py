@@ -174,7 +174,7 @@ def main(argv: list[str]) -> int:
     # Tests never reuse models, replies or results cached by an earlier run (~/.cache/personalab).
     home = tempfile.mkdtemp(prefix="personalab-test-home-")
     env.setdefault("PERSONALAB_HOME", home)
-    sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "tools", "dev.py", "conftest.py", cwd=ROOT)
+    sh(BIN / "ruff", "check", "personalab", "tests", "benchmarks", "tools", "data", "dev.py", "conftest.py", cwd=ROOT)
     sh(BIN / "personalab", "notebooks", "check", cwd=ROOT, env=env)
     cmd = [
         PY,
