@@ -103,3 +103,14 @@ def test_server_dies_with_a_killed_parent(local_server, tmp_path):
     while _alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(server_pid), "the server outlived the process that started it"
+
+
+def test_the_server_batches_with_a_bounded_cache_on_cpu():
+    from personalab.server import CPU_KV_BLOCK_SIZE, CPU_KV_BLOCKS, batching_flags
+
+    cpu = batching_flags(gpu=False)
+    assert cpu[0] == "--continuous-batching"
+    flags = dict(zip(cpu[1::2], cpu[2::2], strict=True))
+    assert int(flags["--cb-num-blocks"]) * int(flags["--cb-block-size"]) == CPU_KV_BLOCKS * CPU_KV_BLOCK_SIZE
+    assert CPU_KV_BLOCKS * CPU_KV_BLOCK_SIZE >= 8 * 2000  # 8 conversations of 2,000 tokens in flight
+    assert batching_flags(gpu=True) == ["--continuous-batching"]  # a GPU sizes its cache from its memory
