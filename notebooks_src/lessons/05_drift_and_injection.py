@@ -118,10 +118,12 @@ for sc in scorers:
 # %%
 runner = settings.runner()
 scripts = evaluate.load_scripts()[: settings.n_scripts]
-print([f"{s.id}: {len(s.turns)} turns, {len(s.probes)} probes" for s in scripts])
+print([f"{s.id}: {len(s.turns)} turns, {len(s.probes)} probes" for s in scripts],
+      f"| played: {settings.max_turns or 'all'} turns")
 
 # %% tags=["llm"]
-drift = evaluate.run_drift(targets, scripts, runner, scorers=scorers[:2], seeds=settings.seeds)
+drift = evaluate.run_drift(targets, scripts, runner, scorers=scorers[:2], seeds=settings.seeds,
+                           max_turns=settings.max_turns)
 print(f"{runner.requests} requests sent, {runner.cache.hits} answered from the cache")
 
 # %% tags=["plot"]
@@ -172,7 +174,7 @@ for r in examples:
 # %% tags=["llm"]
 CONTEXT_BUDGET = 1024
 policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=scorers[:1], seeds=settings.seeds,
-                                     context_window=CONTEXT_BUDGET)
+                                     context_window=CONTEXT_BUDGET, max_turns=settings.max_turns)
 for name, s in policies.summary().items():
     print(f"{name:28} first overflow at turn {s['first_overflow_turn']}, replies without the system prompt: "
           f"{s['system_prompt_lost_share']:.0%}, mean score in the last 5 turns: {s['late_mean_score']['value']:.2f}")

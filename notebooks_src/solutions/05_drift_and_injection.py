@@ -29,7 +29,8 @@ for t in targets:
 
 # %% tags=["llm"]
 scripts = evaluate.load_scripts()[: settings.n_scripts]
-drift = evaluate.run_drift(targets, scripts, runner, scorers=[evaluate.RuleScorer(spec)], seeds=settings.seeds)
+drift = evaluate.run_drift(targets, scripts, runner, scorers=[evaluate.RuleScorer(spec)], seeds=settings.seeds,
+                           max_turns=settings.max_turns)
 attacks = evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category)
 injection = evaluate.run_attacks(targets, attacks, runner)
 print(f"{runner.requests} requests sent, {runner.cache.hits} answered from the cache")

@@ -72,6 +72,8 @@ class SuiteSettings:
     max_tokens: int = 48
     temperature: float = 0.7
     concurrency: int = 2
+    #: Turns played of each drift script (None: all of them).
+    max_turns: int | None = None
 
     def runner(self, **kwargs: Any) -> Runner:
         kwargs.setdefault("concurrency", self.concurrency)
@@ -79,14 +81,15 @@ class SuiteSettings:
 
 
 def suite_settings(quick: bool | None = None) -> SuiteSettings:
-    """Quick on CPU (2 drift scripts, one seed, 3 attacks per category), full on a GPU (every script and
-    attack, 3 seeds). Both send 8 conversations at a time: the local server batches them."""
+    """Quick on CPU (the first 16 turns of one drift script, one seed, 2 attacks per category: lesson 05 in a few
+    minutes on 2 cores), full on a GPU (every script and attack, 3 seeds). Both send 8 conversations at a time:
+    the local server batches them."""
     from .. import config
 
     if quick is None:
         quick = not config.cuda_available()
     if quick:
-        return SuiteSettings(n_scripts=2, seeds=(0,), per_category=3, concurrency=8)
+        return SuiteSettings(n_scripts=1, seeds=(0,), per_category=2, concurrency=8, max_turns=16)
     return SuiteSettings(n_scripts=len(load_scripts()), seeds=(0, 1, 2), per_category=None, concurrency=8)
 
 
