@@ -1,6 +1,6 @@
 """One base model per comparison: lesson 05's prompted, fine-tuned and hybrid rows share the base lesson 04
-fine-tuned; an API model or shared server is only an extra, labelled reference row. On CPU the embedded
-model stands in for the GPU base."""
+fine-tuned; an API model or shared server is only an extra, labelled reference row. The 0.7M embedded test
+stand-in plays lesson 04's base where a fast one is enough."""
 
 from __future__ import annotations
 
@@ -49,12 +49,15 @@ def test_shared_server_is_a_reference_row_not_the_prompted_side(course, monkeypa
     monkeypatch.setenv("PERSONALAB_BACKEND", "remote")
     monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
     monkeypatch.setenv("PERSONALAB_MODEL", local_server.model)
+    # lesson 04 fine-tuned the model the shared server serves: that server adds no row
+    results.save("04", "training", {"config": {"base_model": local_server.model}, "merged_dir": course},
+                 model=local_server.model)
+    monkeypatch.setattr(T, "local_target", lambda name, model_dir, *a, **kw: Target(name, None, "gpt-4o-mini", **kw))
     assert [t.name for t in T.course_targets(finetuned_dir=course)] == ["prompted", "fine-tuned", "hybrid (Marketing)"]
     other = tmp_path / "other-base"
     other.mkdir()
     (other / "config.json").write_text("{}")
     results.save("04", "training", {"config": {"base_model": str(other)}}, model=str(other))
-    monkeypatch.setattr(T, "local_target", lambda name, model_dir, *a, **kw: Target(name, None, "gpt-4o-mini", **kw))
     rows = T.course_targets(finetuned_dir=course)
     assert [t.name for t in rows] == ["prompted", "fine-tuned", "hybrid (Marketing)",
                                       f"reference: {Path(local_server.model).name} (shared server)"]
