@@ -83,6 +83,7 @@ q2.check()
 after = finetune.persona_eval(*my_result.load(), label="fine-tuned")
 ### END SOLUTION
 print(finetune.compare_answers(before, after, k=3))
+print(finetune.quality_table([before, after]))
 q3.check()
 
 # %% [markdown]
@@ -90,11 +91,10 @@ q3.check()
 #
 # Markers alone can be bought with word salad: a model trained too hard copies fragments of the training
 # replies. The check recomputes, from `before` and `after`, how many replies are fluent (perplexity under the
-# base model, no loops) and how many keep the task's name and date. Both must stay high, and no more than a
-# little below the base model's own rates.
+# base model, no loops) and how many keep the task's name and date (the table printed in step 3). Both must stay
+# high, and no more than a little below the base model's own rates.
 
 # %% tags=["llm"]
-print(finetune.quality_table([before, after]))
 q4.check()
 
 # %% [markdown]
