@@ -145,3 +145,11 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
     assert raised and raised <= placeholders  # run as is, only placeholder cells raise: the check cells never do
     fb = (tmp_path / "grades_feedback" / "loop.md").read_text()
     assert "**Total: 3 / 4 points**" in fb and "Timeout" in fb
+
+
+def test_cell_limits_never_go_below_what_a_model_solution_needs():
+    from personalab.grading.run import DEFAULT_CELL_TIMEOUT, cell_timeout_for
+
+    assert cell_timeout_for("01") == DEFAULT_CELL_TIMEOUT and cell_timeout_for("01", 10) == 10
+    assert cell_timeout_for("04", 10) >= 900 and cell_timeout_for("05") >= 600  # training, the suites
+    assert cell_timeout_for("04", 5000) == 5000 and cell_timeout_for(None, 30) == 30

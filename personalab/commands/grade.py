@@ -21,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exercise", default=None, help="exercise number (01) when file names do not start with it")
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                    help="notebooks run in parallel (default: half the CPU cores)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds one cell may run (default: 120)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds one cell may run (default: 120; at least 1200 for exercise 04, 600 for 05)")
     p.add_argument("--notebook-timeout", type=float, default=None,
                    help="seconds one whole notebook may run (default: from the cell limit and the cell count)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                    help="run each submission in a bubblewrap sandbox: own HOME, no network, memory and process "
                    "limits, every process killed at the end (auto: when bwrap works here, else warn and run without)")
     p.add_argument("--memory", type=int, default=None, metavar="MB",
-                   help="memory limit of one submission in the sandbox (default: 4096)")
+                   help="memory limit of one submission in the sandbox (default: 8192)")
     p.add_argument("--max-processes", type=int, default=None, metavar="N",
                    help="processes and threads one submission may run in the sandbox (default: 256)")
     p.add_argument("--no-server", action="store_true",
