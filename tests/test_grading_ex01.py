@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import sys
 from pathlib import Path
 
@@ -129,9 +130,16 @@ def test_cli_writes_gradebook_and_feedback(tmp_path, fake_llm):
 
 @pytest.mark.server
 def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
-    """Every solution, graded (sandboxed, hidden cases included) against the local server's base model: full marks."""
-    reports = grading.grade_folder(REPO_ROOT / "solutions", tmp_path / "g.csv", jobs=2, progress=False)
-    assert len(reports) == len(list((REPO_ROOT / "solutions").glob("*.ipynb")))
+    """The solutions that need no training, graded (sandboxed, hidden cases included) against the local server's
+    base model: full marks. Solutions 04 (it trains) and 05 (the suites) prove their full marks in their own
+    instructor cell under nbval; grading them here too would run them twice in CI."""
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    quick = [p for p in sorted((REPO_ROOT / "solutions").glob("*.ipynb")) if not p.name.startswith(("04", "05"))]
+    for p in quick:
+        shutil.copy(p, folder / p.name)
+    reports = grading.grade_folder(folder, tmp_path / "g.csv", jobs=2, progress=False)
+    assert len(reports) == len(quick) == 4
     for rep in reports:
         assert rep.cell_errors == [], f"{rep.submission.path.name}: {rep.cell_errors}"
         bad = [r for r in rep.results if r.status != "correct" or r.points != r.max_points]
