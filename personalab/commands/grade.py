@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         exercise=args.exercise,
         jobs=args.jobs,
-        cell_timeout=args.timeout or grading.DEFAULT_CELL_TIMEOUT,
+        cell_timeout=args.timeout,
         notebook_timeout=args.notebook_timeout,
         server=not args.no_server,
         feedback_dir=args.feedback,

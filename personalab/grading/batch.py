@@ -16,7 +16,7 @@ from ..config import environment
 from ..errors import InputError
 from .gradebook import Report, write_outputs
 from .isolation import Isolation
-from .run import DEFAULT_CELL_TIMEOUT, grade_one
+from .run import grade_one
 from .submissions import Submission, find_submissions
 
 
@@ -43,7 +43,7 @@ def grade_all(
     submissions: Sequence[Submission],
     *,
     jobs: int = 1,
-    cell_timeout: float = DEFAULT_CELL_TIMEOUT,
+    cell_timeout: float | None = None,
     notebook_timeout: float | None = None,
     server: bool = True,
     progress: bool = True,
@@ -70,7 +70,7 @@ def grade_all(
 
 
 def grade_folder(root: str | Path, out: str | Path, *, exercise: str | None = None, jobs: int = 1,
-                 cell_timeout: float = DEFAULT_CELL_TIMEOUT, notebook_timeout: float | None = None,
+                 cell_timeout: float | None = None, notebook_timeout: float | None = None,
                  server: bool = True, feedback_dir: str | Path | None = None, progress: bool = True,
                  isolation: Isolation | None = None) -> list[Report]:
     """Grade every notebook under ``root`` and write the gradebook ``out`` and the feedback files."""
