@@ -119,19 +119,19 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
         "good": full,
         "reordered": full,
         "exception": {**full, "q2": ("1", "partial")},
-        "loop": {**full, "q1": ("0", "not-attempted")},
-        "spam": {**full, "q1": ("0", "not-attempted")},
+        "loop": {**full, "q1": ("0", "timed-out")},  # the clock's verdict, never "not attempted"
+        "spam": {**full, "q1": ("0", "timed-out")},
         "tamper": {**full, "q1": ("0", "incorrect")},
-        "deleted": {**full, "q2": ("0", "not-attempted")},
+        "deleted": {**full, "q2": ("0", "error")},  # not a placeholder left in place
         "crash": {**full, "q3": ("0", "error")},  # the points before the cell that killed the kernel stay
-        "stubborn": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
+        "stubborn": {"q1": ("0", "timed-out"), "q2": ("0", "timed-out"), "q3": ("0", "timed-out")},
         "malformed": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
         "empty": {"q1": ("0", "error"), "q2": ("0", "error"), "q3": ("0", "error")},
         "untouched": {"q1": ("0", "not-attempted"), "q2": ("0", "not-attempted"), "q3": ("0", "not-attempted")},
     }
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
     assert [r["student"] for r in rows] == sorted(r["student"] for r in rows)  # stable order
-    assert "cell 3 (`while True:`), which defines it, raised Timeout" in reasons["loop", "q1"]
+    assert reasons["loop", "q1"].startswith("timed out after 3 s: cell 3 (`while True:`), which defines it")
     assert "no cell of the notebook defines it" in reasons["deleted", "q2"]
     assert reasons["tamper", "q1"] == "`answer` is 41; think of six times seven"
     assert "expected `stats['std']`" in reasons["exception", "q2"]
@@ -145,6 +145,96 @@ def test_gradebook_of_bad_submissions(tmp_path, fake_path):
     assert raised and raised <= placeholders  # run as is, only placeholder cells raise: the check cells never do
     fb = (tmp_path / "grades_feedback" / "loop.md").read_text()
     assert "**Total: 3 / 4 points**" in fb and "Timeout" in fb
+    runs = {r["student"]: r["run"] for r in rows}
+    assert runs["good"] == "complete" and runs["loop"] == "cell 3 (`while True:`) timed out after 3 s"
+    assert "kernel died" in runs["crash"] and "did not stop" in runs["stubborn"]
+    summary = (tmp_path / "grades_summary.md").read_text()
+    assert "| 99 | q1 | 12 | " in summary and "- loop (loop.ipynb): cell 3" in summary
+
+
+def _rep(student: str, results: list[Result], **kw) -> grading.Report:
+    return grading.Report(grading.Submission(student, Path(f"/subs/{student}.ipynb"), "01"), results, **kw)
+
+
+def test_class_summary_per_question_and_runs_that_ended_early(tmp_path):
+    reports = [
+        _rep("ann", [Result("q1", 2, 2, "correct", "ok"), Result("q2", 1, 1, "correct", "ok")]),
+        _rep("ben", [Result("q1", 0, 2, "incorrect", "`n` is 3; count the changed replies"),
+                     Result("q2", 1, 1, "correct", "ok")]),
+        _rep("cy", [Result("q1", 0, 2, "incorrect", "`n` is 7; count the changed replies"),
+                    Result("q2", 0, 1, "timed-out", "timed out after 120 s: cell 4 ...")],
+             cell_errors=[{"cell": 3, "label": "cell 4 (`run()`)", "ename": "Timeout", "evalue": "", "limit_s": 120}]),
+        _rep("dee", [Result("q1", 1, 2, "partial", "close"), Result("q2", 0, 1, "error", "not graded")],
+             notes=["the kernel died while running cell 5 (it ran out of memory: the limit is 8192 MB)"]),
+    ]
+    out = tmp_path / "grades.csv"
+    grading.gradebook.write_outputs(reports, out, root=Path("/subs"))
+    rows = grading.read_gradebook(out)
+    summary = grading.class_summary(rows)
+    q1, q2 = summary["questions"]
+    assert (q1["question"], q1["n"], q1["mean"], q1["full_marks"]) == ("q1", 4, 0.75, 1)
+    # the same mistake with different values counts once per learner, with one learner's reason as the example
+    assert q1["common_loss_count"] == 2 and q1["common_loss"].startswith("incorrect: `n` is 3")
+    assert q2["full_marks"] == 2 and q2["statuses"] == {"correct": 2, "timed-out": 1, "error": 1}
+    assert [(e["student"], e["why"]) for e in summary["ended_early"]] == [
+        ("cy", "cell 4 (`run()`) timed out after 120 s"),
+        ("dee", "the kernel died while running cell 5 (it ran out of memory: the limit is 8192 MB)")]
+    md = (tmp_path / "grades_summary.md").read_text()
+    assert "| 01 | q1 | 4 | 0.75 / 2 | 1 of 4 | 2×: incorrect: `n` is 3; count the changed replies |" in md
+    assert "- cy (cy.ipynb): cell 4 (`run()`) timed out after 120 s" in md
+    # a regrade of one learner replaces only that learner's rows
+    grading.gradebook.write_outputs([_rep("cy", [Result("q1", 2, 2, "correct", "ok"),
+                                                 Result("q2", 1, 1, "correct", "ok")])],
+                                    out, root=Path("/subs"), merge=True)
+    rows = grading.read_gradebook(out)
+    assert [(r["student"], r["question"], r["points"]) for r in rows] == [
+        ("ann", "q1", "2"), ("ann", "q2", "1"), ("ben", "q1", "0"), ("ben", "q2", "1"),
+        ("cy", "q1", "2"), ("cy", "q2", "1"), ("dee", "q1", "1"), ("dee", "q2", "0")]
+    assert [e["student"] for e in grading.class_summary(rows)["ended_early"]] == ["dee"]
+
+
+def test_rerun_needs_a_known_student_and_a_gradebook(tmp_path):
+    from personalab.errors import InputError
+
+    (tmp_path / "ann.ipynb").write_text("{}")
+    with pytest.raises(InputError, match="no submission from 'zed'") as err:
+        grading.grade_folder(tmp_path, tmp_path / "g.csv", rerun=["zed"], server=False, progress=False)
+    assert "ann" in str(err.value)
+    with pytest.raises(InputError, match="existing gradebook"):
+        grading.grade_folder(tmp_path, tmp_path / "g.csv", rerun=["ann"], server=False, progress=False)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a gradebook"):
+        grading.read_gradebook(tmp_path / "bad.csv")
+
+
+def test_a_timeout_upstream_is_reported_as_the_clock_not_as_not_attempted():
+    """The suite cell times out, so the cell that reads its result raises NameError: the question is "timed-out",
+    naming the cell that ran out of time and its limit."""
+    from personalab.checks import Question
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("injection = run_suites()"),
+        nbformat.v4.new_code_cell("injection_summary = injection.summary()"),
+    ])
+    q = Question("q1", "x", ("injection_summary",), lambda v: None)
+    errors = [{"cell": 0, "label": "cell 1 (`injection = run_suites()`)", "ename": "Timeout",
+               "evalue": "the cell ran longer than 600 s and was interrupted", "limit_s": 600.0},
+              {"cell": 1, "label": "cell 2", "ename": "NameError", "evalue": "name 'injection' is not defined"}]
+    values = q.export({}, None)
+    r = scoring._grade_question(q, values, None, nb, errors)
+    assert r.status == "timed-out" and r.reason.startswith("timed out after 600 s: cell 1")
+    assert "which runs before the cell that defines it" in r.reason
+    r = scoring._grade_question(q, values, None, nb, errors[1:])
+    assert r.status == "error" and "raised NameError" in r.reason
+    stopped = scoring.grade_questions(grading_exercise(q), {}, {}, nb, {"note": "past the limit", "timed_out": True},
+                                      [])
+    assert [(x.status, x.reason) for x in stopped] == [("timed-out", "not graded: past the limit")]
+
+
+def grading_exercise(*questions):
+    from personalab.checks import Exercise
+
+    return Exercise("99", "fake", list(questions))
 
 
 def test_cell_limits_never_go_below_what_a_model_solution_needs():

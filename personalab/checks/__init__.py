@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 #: Statuses of a result, from best to worst.
-STATUSES = ("correct", "partial", "incorrect", "not-attempted", "error")
+#: "not-attempted": the learner left the placeholder; "timed-out" (grading only): a cell hit its time limit.
+STATUSES = ("correct", "partial", "incorrect", "not-attempted", "timed-out", "error")
 MAX_EXPORT_CHARS = 200_000  # one variable larger than this is not exported (reported as too large)
 
 
@@ -245,7 +246,8 @@ class Result:
     def label(self) -> str:
         """'Correct (2/2 points)', 'Partly correct (1.2/3 points)', ..."""
         word = {"correct": "Correct", "partial": "Partly correct", "incorrect": "Incorrect",
-                "not-attempted": "Not attempted yet", "error": "Check failed"}.get(self.status, self.status)
+                "not-attempted": "Not attempted yet", "timed-out": "Timed out",
+                "error": "Check failed"}.get(self.status, self.status)
         return f"{word} ({_fmt(self.points)}/{_fmt(self.max_points)} points)"
 
     def text(self) -> str:
@@ -257,7 +259,7 @@ def _fmt(x: float) -> str:
 
 
 _COLORS = {"correct": "#2e7d32", "partial": "#b26a00", "incorrect": "#c62828", "not-attempted": "#1565c0",
-           "error": "#c62828", "hint": "#1565c0", "solution": "#444"}
+           "timed-out": "#b26a00", "error": "#c62828", "hint": "#1565c0", "solution": "#444"}
 
 
 def _show(kind: str, title: str, body: str, *, code: bool = False) -> None:

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory limit of one submission in the sandbox (default: 8192)")
     p.add_argument("--max-processes", type=int, default=None, metavar="N",
                    help="processes and threads one submission may run in the sandbox (default: 256)")
+    p.add_argument("--rerun", action="append", default=None, metavar="STUDENT",
+                   help="grade only this student again (repeatable); the other rows of --out are kept")
     p.add_argument("--no-server", action="store_true",
                    help="do not start the local model server (use OPENAI_BASE_URL, or grade without a model)")
     p.set_defaults(func=run)
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         server=not args.no_server,
         feedback_dir=args.feedback,
         isolation=isolation,
+        rerun=args.rerun,
     )
     by_student: dict[str, list[float]] = {}
     for rep in reports:
@@ -62,5 +65,9 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(s) for s in by_student)
     for student, (got, top) in by_student.items():
         print(f"{student:<{width}}  {got:g} / {top:g}")
-    print(f"wrote {args.out} ({len(reports)} notebooks, {len(by_student)} students)")
+    summary = grading.summary_path(args.out)
+    print(summary.read_text(encoding="utf-8"))
+    what = (f"regraded {', '.join(args.rerun)}" if args.rerun
+            else f"{len(reports)} notebooks, {len(by_student)} students")
+    print(f"wrote {args.out} ({what}) and {summary}")
     return 0

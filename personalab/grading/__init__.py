@@ -21,20 +21,20 @@ every process killed at the end. Questions with hidden cases (``grader/exNN.py``
 
 Modules, each importing only those above it: ``notebooks`` (reading a notebook, what its cells define),
 ``submissions`` (finding them, which exercise each is), ``gradebook`` (each submission's report, the CSV
-gradebook, feedback), ``scoring`` (exported values -> points), ``hidden`` (the grader's hidden cases),
-``isolation`` (the kernel's environment, sandbox or not), ``worker`` (the process that runs the notebook, and
-the cells appended to it), ``run`` (``grade_one``), ``batch`` (``grade_folder``: a whole folder, with the model
-server).
+gradebook, feedback, the class summary), ``scoring`` (exported values -> points), ``hidden`` (the grader's
+hidden cases), ``isolation`` (the kernel's environment, sandbox or not), ``worker`` (the process that runs the
+notebook, and the cells appended to it), ``run`` (``grade_one``), ``batch`` (``grade_folder``: a whole folder,
+with the model server).
 """
 
 from .batch import grade_folder, model_server
-from .gradebook import Report, feedback_markdown
+from .gradebook import Report, class_summary, feedback_markdown, read_gradebook, summary_path
 from .hidden import load_hidden
 from .isolation import Isolation, kernel_env, resolve_isolation
 from .notebooks import defined_names
 from .run import DEFAULT_CELL_TIMEOUT, grade_one
 from .submissions import Submission, find_submissions
 
-__all__ = ["DEFAULT_CELL_TIMEOUT", "Isolation", "Report", "Submission", "defined_names", "feedback_markdown",
-           "find_submissions", "grade_folder", "grade_one", "kernel_env", "load_hidden", "model_server",
-           "resolve_isolation"]
+__all__ = ["DEFAULT_CELL_TIMEOUT", "Isolation", "Report", "Submission", "class_summary", "defined_names",
+           "feedback_markdown", "find_submissions", "grade_folder", "grade_one", "kernel_env", "load_hidden",
+           "model_server", "read_gradebook", "resolve_isolation", "summary_path"]

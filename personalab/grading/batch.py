@@ -72,14 +72,26 @@ def grade_all(
 def grade_folder(root: str | Path, out: str | Path, *, exercise: str | None = None, jobs: int = 1,
                  cell_timeout: float | None = None, notebook_timeout: float | None = None,
                  server: bool = True, feedback_dir: str | Path | None = None, progress: bool = True,
-                 isolation: Isolation | None = None) -> list[Report]:
-    """Grade every notebook under ``root`` and write the gradebook ``out`` and the feedback files."""
+                 isolation: Isolation | None = None, rerun: Sequence[str] | None = None) -> list[Report]:
+    """Grade every notebook under ``root`` and write the gradebook ``out``, the feedback files and the class
+    summary. ``rerun``: grade only these students again, keeping everyone else's rows of the existing ``out``."""
     root = Path(root)
     subs = find_submissions(root, exercise=exercise)
     if not subs:
         raise InputError("no notebooks (*.ipynb) found", path=root,
                          fix="put one STUDENT.ipynb per student there, or one folder per student")
+    if rerun:
+        known = sorted({s.student for s in subs})
+        unknown = [name for name in rerun if name not in known]
+        if unknown:
+            raise InputError(f"no submission from {', '.join(map(repr, unknown))}", path=root, field="--rerun",
+                             fix="use a student name from the gradebook: " + ", ".join(known[:20]) +
+                             (" …" if len(known) > 20 else ""))
+        if not Path(out).exists():
+            raise InputError("--rerun regrades students of an existing gradebook, and there is none yet", path=out,
+                             field="--out", fix="grade the whole folder first (without --rerun)")
+        subs = [s for s in subs if s.student in set(rerun)]
     reports = grade_all(subs, jobs=jobs, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
                         server=server, progress=progress, isolation=isolation)
-    write_outputs(reports, out, root=root, feedback_dir=feedback_dir)
+    write_outputs(reports, out, root=root, feedback_dir=feedback_dir, merge=bool(rerun))
     return reports

@@ -189,7 +189,8 @@ def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence
         where = ""
         with contextlib.suppress(Exception):
             where = f" while running {cell_label(cells, int((tmpdir / 'progress').read_text()))}"
-        return {"note": f"the notebook ran past the grading time limit ({limit:g} s){where} and was stopped"}
+        return {"note": f"the notebook ran past the grading time limit ({limit:g} s){where} and was stopped",
+                "timed_out": True}
     finally:
         if group is not None:
             oom = group.oom_killed()

@@ -149,6 +149,7 @@ def work(job_path: str) -> int:
     n_sub = sum(1 for c in nb.cells if "personalab-grader" not in c.metadata.get("tags", []))
     grader_cells = copy.deepcopy(nb.cells[n_sub:])
     note, fatal, timed_out = _execute(nb, job, n_sub)
+    stuck = fatal is not None and fatal in timed_out  # a cell that ignored the interrupt stopped the run
     rerun_upto = None
     if fatal is not None and 0 < fatal < n_sub:
         before = nbformat.from_dict(copy.deepcopy(dict(nb)))
@@ -165,7 +166,7 @@ def work(job_path: str) -> int:
     for i, cell in enumerate(nb.cells[:n_sub]):
         if i in timed_out:
             errors.append({"cell": i, "label": cell_label(nb.cells, i), "ename": "Timeout",
-                           "evalue": _timeout_error(job)["evalue"]})
+                           "evalue": _timeout_error(job)["evalue"], "limit_s": float(job["cell_timeout"])})
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
@@ -173,7 +174,7 @@ def work(job_path: str) -> int:
                                "evalue": str(out.get("evalue", ""))[:300]})
     if note is None:
         note = _grading_error(nb.cells[n_sub:])
-    status = {"note": note, "cell_errors": errors, "rerun_upto": rerun_upto}
+    status = {"note": note, "cell_errors": errors, "rerun_upto": rerun_upto, "timed_out": stuck}
     Path(job["status"]).write_text(json.dumps(status), encoding="utf-8")
     return 0
 
