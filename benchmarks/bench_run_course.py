@@ -1,6 +1,6 @@
 """Wall time of the course's main command, cold and warm (not a test).
 
-    python benchmarks/bench_run_course.py [--skip-install] [--record] [--keep]
+    python benchmarks/bench_run_course.py [--skip-install] [--cold-only] [--record] [--keep]
 
 **cold**: a new virtual environment and a new ``PERSONALAB_HOME`` in a temporary folder, then
 ``python3 dev.py course``: installing the pinned stack from the package indexes, converting SmolLM2-135M-Instruct
@@ -68,12 +68,17 @@ def append_results(path: Path, row: dict) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     if SECTION not in text:
         text += header
-    warm = row["warm"]["lessons"]
-    slow = ", ".join(f"{k[:2]} {v:.0f}s" for k, v in sorted(warm.items(), key=lambda kv: -kv[1])[:3]) or "-"
+    warm = row["warm"]
+    slowest = (warm or row["cold"])["lessons"]
+    slow = ", ".join(f"{k[:2]} {v:.0f}s" for k, v in sorted(slowest.items(), key=lambda kv: -kv[1])[:3]) or "-"
+    slow += "" if warm else " (cold)"
+    warm_s = "not measured" if warm is None else \
+        f"{warm['seconds']:.0f}{'' if warm['returncode'] == 0 else ' (FAILED)'}"
+    warm_load = "-" if warm is None else f"{warm['load_before']:.1f}"
     line = (f"| {row['date']} | {row['hardware']} | {'no' if row['skip_install'] else 'yes'} | "
             f"{row['cold']['seconds']:.0f}{'' if row['cold']['returncode'] == 0 else ' (FAILED)'} | "
-            f"{row['warm']['seconds']:.0f}{'' if row['warm']['returncode'] == 0 else ' (FAILED)'} | {slow} | "
-            f"{row['cold']['load_before']:.1f} / {row['warm']['load_before']:.1f} | "
+            f"{warm_s} | {slow} | "
+            f"{row['cold']['load_before']:.1f} / {warm_load} | "
             f"{'; '.join(row['busy']) or 'none'} |\n")
     start = text.index(SECTION)
     nxt = text.find("\n## ", start + 5)
@@ -89,6 +94,7 @@ def main() -> int:
     parser.add_argument("--skip-install", action="store_true", help="use this interpreter's environment")
     parser.add_argument("--record", action="store_true", help="write the JSON and append to RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary venv and home (prints where)")
+    parser.add_argument("--cold-only", action="store_true", help="skip the warm run (recorded as not measured)")
     args = parser.parse_args()
 
     from personalab.results import hardware
@@ -103,7 +109,7 @@ def main() -> int:
     cmd = command(args.skip_install)
     try:
         cold = run_once("cold", cmd, env)
-        warm = run_once("warm", cmd, env)
+        warm = None if args.cold_only else run_once("warm", cmd, env)
     finally:
         if args.keep:
             print("kept", tmp)
@@ -115,6 +121,8 @@ def main() -> int:
     print(json.dumps(row, indent=1))
     for label in ("cold", "warm"):
         r = row[label]
+        if r is None:
+            continue
         verdict = "within" if r["seconds"] <= GOALS_S[label] and r["returncode"] == 0 else "OVER (or failed)"
         print(f"{label}: {r['seconds']:.0f} s — {verdict} the {GOALS_S[label]:.0f} s goal")
     print(f"other busy processes at the start: {', '.join(busy) or 'none'}")
@@ -124,7 +132,7 @@ def main() -> int:
         out.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         append_results(HERE / "RESULTS.md", row)
         print("recorded in", out, "and benchmarks/RESULTS.md")
-    return 0 if cold["returncode"] == 0 and warm["returncode"] == 0 else 1
+    return 0 if cold["returncode"] == 0 and (warm is None or warm["returncode"] == 0) else 1
 
 
 if __name__ == "__main__":

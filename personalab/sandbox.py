@@ -40,7 +40,7 @@ WORK = f"{HOME}/work"
 JOB = "/sandbox/job"
 RELAY_DIR = "/sandbox/relay"
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-DEFAULT_MEMORY_MB = 8192  # exercise 04 trains SmolLM2-135M in float32: about 4 GB resident, more address space
+DEFAULT_MEMORY_MB = 8192  # exercise 04 trains SmolLM2-135M in float32: about 3 GB resident, more address space
 DEFAULT_PROCESSES = 256
 
 

@@ -49,8 +49,8 @@ print(f"base model, no system prompt: marker rate {before['rate']:.0%} on {befor
 print("learning-rate ranges:", LR_RANGES, "| budget:", MAX_EXAMPLES_SEEN, "conversations")
 ### BEGIN SOLUTION
 if finetune.default_config().base_model == "smollm2":  # the CPU base: a short run with a high learning rate
-    my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=1e-3, max_steps=30, batch_size=4,
-                                        grad_accum=2, output_dir=OUTPUT_DIR)
+    my_config = finetune.default_config(r=16, lora_alpha=32, learning_rate=1.5e-3, max_steps=24, batch_size=2,
+                                        grad_accum=4, output_dir=OUTPUT_DIR)
 else:
     my_config = finetune.default_config(r=16, lora_alpha=16, learning_rate=2e-4, max_steps=60, batch_size=8,
                                         output_dir=OUTPUT_DIR)

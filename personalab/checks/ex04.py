@@ -76,7 +76,7 @@ def config_problems(cfg: Mapping[str, Any]) -> list[str]:
     hints=[
         "Start from the preset: `finetune.default_config(r=..., lora_alpha=..., learning_rate=..., max_steps=...)`.",
         "r sets the size of the update, lora_alpha/r scales it; the learning rate matters most: a short CPU run on "
-        "SmolLM2-135M needs about 5e-4 to 1e-3, a 0.5B model on a GPU about 1e-4 to 2e-4.",
+        "SmolLM2-135M needs about 1e-3 to 2e-3, a 0.5B model on a GPU about 1e-4 to 2e-4.",
     ],
 )
 def q1(my_config: Any) -> str:

@@ -117,11 +117,12 @@ def default_output_dir(name: str = "finetune") -> Path:
 #: Settings that fit each profile; the trainer is Unsloth in both, the profile chooses its dtype, 4-bit loading and
 #: gradient checkpointing. On a CPU (SmolLM2-135M-Instruct): float32 weights (measured faster than bf16 here, and
 #: never a silent switch), no 4-bit (bitsandbytes' 4-bit needs a GPU), no checkpointing, and a short run with a
-#: high learning rate: 30 steps of 8 conversations (4 per batch, 2 accumulated: half the activation memory of 8 at
-#: once) move the persona into the weights in a few minutes on 2 cores (benchmarks/RESULTS.md).
+#: high learning rate: 24 steps of 8 conversations (2 per batch, 4 accumulated: a third less peak memory than 4 x 2,
+#: 2.3 GB) at 1.5e-3 move the persona into the weights in about 2.5 minutes on 2 cores; chosen from the variants in
+#: benchmarks/RESULTS.md ("Choosing lesson 04's CPU preset").
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"base_model": SMOLLM2, "r": 16, "lora_alpha": 32, "learning_rate": 1e-3,
-            "max_steps": 30, "batch_size": 4, "grad_accum": 2, "warmup_steps": 3, "max_seq_length": 512,
+    "cpu": {"base_model": SMOLLM2, "r": 16, "lora_alpha": 32, "learning_rate": 1.5e-3,
+            "max_steps": 24, "batch_size": 2, "grad_accum": 4, "warmup_steps": 3, "max_seq_length": 512,
             "dtype": "float32", "load_in_4bit": False, "gradient_checkpointing": False},
     "gpu": {"base_model": GPU_BASE_MODEL, "r": 16, "lora_alpha": 16, "learning_rate": 2e-4,
             "max_steps": 60, "batch_size": 8, "grad_accum": 1, "warmup_steps": 5, "max_seq_length": 1024,
