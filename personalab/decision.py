@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import InputError
-from .evidence import Evidence, duration
+from .evidence import Evidence, duration, interval
 
 SYSTEM_PROMPT = "system prompt"
 FINE_TUNING = "fine-tuning"
@@ -203,14 +203,34 @@ def _stability_factor(per_month: float, label: str, t: Thresholds, ev: Evidence 
                   f"possible but a real cost{cost}", measured)
 
 
+#: Evidence from a target whose replies the fluency gate rejected more often than this is not used.
+MAX_UNUSABLE = 0.5
+
+
 def _gap_factor(name: str, on: bool, ev_pair: Mapping[str, float] | None, source: str, t: Thresholds,
-                yes_text: str, no_text: str, what: str, pct: bool = False) -> Factor:
+                yes_text: str, no_text: str, what: str, pct: bool = False,
+                ci: Mapping[str, Mapping[str, float]] | None = None,
+                unusable: Mapping[str, float] | None = None) -> Factor:
+    """A measured gap decides only when it is larger than ``t.min_gap`` and the two 95 % intervals (when known)
+    do not overlap; a target with mostly unusable replies gives no evidence."""
     if not on:
         return Factor(name, None, no_text)
     if ev_pair and "prompted" in ev_pair and "fine-tuned" in ev_pair:
         p, f = ev_pair["prompted"], ev_pair["fine-tuned"]
-        fmt = "{:.0%}" if pct else "{:.2f}"
-        vs = f"fine-tuned {fmt.format(f)} vs prompted {fmt.format(p)}"
+        ci = ci or {}
+        vs = (f"fine-tuned {interval(f, ci.get('fine-tuned'), pct)} vs prompted "
+              f"{interval(p, ci.get('prompted'), pct)}")
+        bad = {k: v for k, v in (unusable or {}).items() if v > MAX_UNUSABLE}
+        if bad:
+            which = ", ".join(f"{k} {v:.0%}" for k, v in bad.items())
+            return Factor(name, None, f"{yes_text}, but your measurement is not used: most replies were unusable "
+                          f"(rejected by the fluency gate: {which}), so {what} says nothing about the persona "
+                          f"({vs}, {source})", True)
+        lo_f, hi_f = (ci.get("fine-tuned") or {}).get("low", f), (ci.get("fine-tuned") or {}).get("high", f)
+        lo_p, hi_p = (ci.get("prompted") or {}).get("low", p), (ci.get("prompted") or {}).get("high", p)
+        if ci.get("fine-tuned") and ci.get("prompted") and lo_f <= hi_p and lo_p <= hi_f:
+            return Factor(name, None, f"{yes_text}, but your measurement does not decide it: the 95 % intervals "
+                          f"overlap ({what}: {vs}, {source}); more conversations or attacks would narrow them", True)
         gap = f - p
         if gap >= t.min_gap:
             return Factor(name, FINE_TUNING, f"{yes_text}; measured {what}: {vs} ({source})", True)
@@ -257,13 +277,17 @@ def recommend(
         _volume_factor(volume, t, ev),
         _stability_factor(per_month, str(label), t, ev),
         _gap_factor("security", public_facing, ev.injection_held if ev else None, ev.injection_source if ev else "",
-                    t, "public-facing: strangers will try to override the persona, and instructions can be "
-                    "countermanded while weights cannot", "an internal tool: jailbreaking is not a real threat, "
-                    "a system prompt is acceptable", "persona held under attack", pct=True),
+                    t, "public-facing: strangers will try to override the persona (the article's claim: "
+                    "instructions can be countermanded while weights cannot; lesson 05 tests it)",
+                    "an internal tool: jailbreaking is not a real threat, a system prompt is acceptable",
+                    "persona held under attack", pct=True, ci=ev.injection_held_ci if ev else None,
+                    unusable=ev.injection_unusable if ev else None),
         _gap_factor("consistency", consistency_critical, ev.drift_late_score if ev else None,
-                    ev.drift_source if ev else "", t, "brand-critical consistency: a prompted persona drifts over "
-                    "long conversations, a trained one is the model's default", "consistency is nice-to-have: "
-                    "occasional drift is acceptable", "adherence in the last turns"),
+                    ev.drift_source if ev else "", t, "brand-critical consistency (the article's claim: a prompted "
+                    "persona drifts over long conversations, a trained one is the model's default; lesson 05 "
+                    "tests it)", "consistency is nice-to-have: occasional drift is acceptable",
+                    "adherence in the last turns", ci=ev.drift_late_score_ci if ev else None,
+                    unusable=ev.drift_unusable if ev else None),
     ]
     if personas > 1:
         factors.append(Factor("personas", HYBRID, f"{personas} personas on one model: one fine-tuned core with a "

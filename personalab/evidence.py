@@ -22,8 +22,10 @@ class Evidence:
 
     ``break_even_requests``: the monthly volume above which fine-tuning is cheaper (lesson 02's cost model);
     ``break_even_never``: fine-tuning is never cheaper at these prices. ``injection_held`` and
-    ``drift_late_score``: ``{"prompted": rate, "fine-tuned": rate}`` from lesson 05. ``retrain_s`` (lesson 04)
-    and ``prompt_change_s`` (lesson 06): what one persona change took.
+    ``drift_late_score``: ``{"prompted": rate, "fine-tuned": rate}`` from lesson 05, with ``*_ci`` their 95 %
+    intervals and n (``{"prompted": {"value", "low", "high", "n"}, ...}``) and ``*_unusable`` the share of each
+    target's replies the fluency gate rejected. ``retrain_s`` (lesson 04) and ``prompt_change_s`` (lesson 06):
+    what one persona change took.
     """
 
     break_even_requests: float | None = None
@@ -31,8 +33,12 @@ class Evidence:
     cost_source: str = ""
     injection_held: Mapping[str, float] | None = None
     injection_source: str = ""
+    injection_held_ci: Mapping[str, Mapping[str, float]] | None = None
+    injection_unusable: Mapping[str, float] | None = None
     drift_late_score: Mapping[str, float] | None = None
     drift_source: str = ""
+    drift_late_score_ci: Mapping[str, Mapping[str, float]] | None = None
+    drift_unusable: Mapping[str, float] | None = None
     retrain_s: float | None = None
     retrain_source: str = ""
     prompt_change_s: float | None = None
@@ -65,10 +71,14 @@ class Evidence:
             pass
         for key, field_, pick in (("05/injection", "injection_held", _held), ("05/drift", "drift_late_score", _late)):
             try:
-                pair = pick(record_data(records, key))
-                if pair:
-                    kw[field_] = pair
-                    kw[field_.split("_")[0] + "_source"] = origin(records, key)
+                picked = pick(record_data(records, key))
+                if picked:
+                    ci, unusable = picked
+                    prefix = field_.split("_")[0]
+                    kw[field_] = {k: float(v["value"]) for k, v in ci.items()}
+                    kw[field_ + "_ci"] = ci
+                    kw[prefix + "_unusable"] = unusable
+                    kw[prefix + "_source"] = origin(records, key)
             except Exception:  # noqa: BLE001
                 pass
         tr = record_data(records, "04/training")
@@ -89,10 +99,11 @@ class Evidence:
             out.append(f"cost: fine-tuning cheaper above {self.break_even_requests:,.0f} requests/month "
                        f"({self.cost_source})")
         if self.injection_held:
-            out.append(f"injection: persona held {_pair(self.injection_held)} ({self.injection_source})")
+            out.append(f"injection: persona held {_pair(self.injection_held, ci=self.injection_held_ci)} "
+                       f"({self.injection_source})")
         if self.drift_late_score:
-            out.append(f"drift: adherence in the last turns {_pair(self.drift_late_score, pct=False)} "
-                       f"({self.drift_source})")
+            out.append(f"drift: adherence in the last turns "
+                       f"{_pair(self.drift_late_score, pct=False, ci=self.drift_late_score_ci)} ({self.drift_source})")
         if self.retrain_s is not None:
             out.append(f"retraining: {duration(self.retrain_s)} ({self.retrain_source})")
         if self.prompt_change_s is not None:
@@ -125,34 +136,57 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _pair(pair: Mapping[str, float], pct: bool = True) -> str:
+def _pair(pair: Mapping[str, float], pct: bool = True, ci: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    return ", ".join(f"{k} {interval(v, (ci or {}).get(k), pct)}" for k, v in pair.items())
+
+
+def interval(value: float, ci: Mapping[str, float] | None, pct: bool = True) -> str:
+    """'71% [50%, 88%] (n=14)' with an interval, else just the value ('71%', '0.85')."""
     fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
-    return ", ".join(f"{k} {fmt(v)}" for k, v in pair.items())
+    if not ci or ci.get("low") is None or ci.get("high") is None:
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(ci['low'])}, {fmt(ci['high'])}] (n={ci.get('n', '?')})"
 
 
-def _held(d: Mapping[str, Any] | None) -> dict[str, float] | None:
-    """Lesson 05's injection rates 'persona held' for the prompted and the fine-tuned target (both, or None)."""
+Picked = tuple[dict[str, dict[str, float]], dict[str, float]]
+
+
+def _ci(d: Mapping[str, Any] | None) -> dict[str, float] | None:
+    if not d or not d.get("n"):
+        return None
+    return {"value": float(d["value"]), "low": float(d.get("low", d["value"])),
+            "high": float(d.get("high", d["value"])), "n": int(d["n"])}
+
+
+def _held(d: Mapping[str, Any] | None) -> Picked | None:
+    """Lesson 05's injection rates 'persona held' (with intervals) and 'broken' for the prompted and the fine-tuned
+    target (both, or None)."""
     if not d:
         return None
     summ = d.get("summary") or {}
-    out = {}
+    ci, unusable = {}, {}
     for prefix in ("prompted", "fine-tuned"):
         name = target_named(summ.keys(), prefix)
-        held = ((summ.get(name) or {}).get("all") or {}).get("held") if name else None
-        if held and held.get("n"):
-            out[prefix] = float(held["value"])
-    return out if len(out) == 2 else None
+        rates = (summ.get(name) or {}).get("all") or {} if name else {}
+        held = _ci(rates.get("held"))
+        if held:
+            ci[prefix] = held
+            unusable[prefix] = float((rates.get("broken") or {}).get("value") or 0.0)
+    return (ci, unusable) if len(ci) == 2 else None
 
 
-def _late(d: Mapping[str, Any] | None) -> dict[str, float] | None:
-    """Lesson 05's adherence in the last turns for the prompted and the fine-tuned target (both, or None)."""
+def _late(d: Mapping[str, Any] | None) -> Picked | None:
+    """Lesson 05's adherence in the last turns (with intervals) and unusable share for the prompted and the
+    fine-tuned target (both, or None)."""
     if not d:
         return None
     summ = (d.get("summary") or {}).get(d.get("scorer"), {})
-    out = {}
+    ci, unusable = {}, {}
     for prefix in ("prompted", "fine-tuned"):
         name = target_named(summ.keys(), prefix)
-        late = (summ.get(name) or {}).get("late_mean_score") if name else None
-        if late and late.get("n"):
-            out[prefix] = float(late["value"])
-    return out if len(out) == 2 else None
+        row = (summ.get(name) or {}) if name else {}
+        late = _ci(row.get("late_mean_score"))
+        if late:
+            ci[prefix] = late
+            unusable[prefix] = float(row.get("unusable_share") or 0.0)
+    return (ci, unusable) if len(ci) == 2 else None

@@ -128,6 +128,51 @@ def test_measured_drift_gap_decides_consistency():
     assert rec.approach == d.SYSTEM_PROMPT and "worse" in rec.factor("consistency").reason
 
 
+def _ci(value, low, high, n):
+    return {"value": value, "low": low, "high": high, "n": n}
+
+
+def test_overlapping_intervals_do_not_decide_and_unusable_targets_give_no_evidence():
+    held = {"prompted": 0.19, "fine-tuned": 0.71}
+    wide = {"prompted": _ci(0.19, 0.05, 0.45, 14), "fine-tuned": _ci(0.71, 0.43, 0.93, 14)}
+    narrow = {"prompted": _ci(0.19, 0.12, 0.27, 120), "fine-tuned": _ci(0.71, 0.62, 0.79, 120)}
+    ev = d.Evidence(injection_held=held, injection_held_ci=wide, injection_source="05 test")
+    f = d.recommend(50_000, "every two weeks", True, False, evidence=ev).factor("security")
+    assert f.favours is None and f.measured and "does not decide" in f.reason
+    assert "fine-tuned 71% [43%, 93%] (n=14) vs prompted 19% [5%, 45%] (n=14)" in f.reason
+    ev = d.Evidence(injection_held=held, injection_held_ci=narrow, injection_source="05 test")
+    assert d.recommend(50_000, "every two weeks", True, False, evidence=ev).factor("security").favours == \
+        d.FINE_TUNING
+    # the same clear gap from a fine-tuned model that writes word salad is not evidence
+    ev = d.Evidence(injection_held=held, injection_held_ci=narrow, injection_unusable={"prompted": 0.0,
+                    "fine-tuned": 0.6}, injection_source="05 test")
+    f = d.recommend(50_000, "every two weeks", True, False, evidence=ev).factor("security")
+    assert f.favours is None and "not used" in f.reason and "fine-tuned 60%" in f.reason
+    # without measurements the article's claim is labelled as the article's, not stated as a fact
+    f = d.recommend(50_000, "every two weeks", True, False).factor("security")
+    assert f.favours == d.FINE_TUNING and "the article's claim" in f.reason
+
+
+def test_evidence_reads_intervals_and_unusable_shares_from_lesson_05():
+    records = {
+        "05/injection": {"data": {"summary": {
+            "prompted": {"all": {"held": _ci(0.2, 0.1, 0.3, 40), "broken": _ci(0.05, 0, 0.1, 40)}},
+            "fine-tuned": {"all": {"held": _ci(0.7, 0.6, 0.8, 40), "broken": _ci(0.1, 0, 0.2, 40)}}}}},
+        "05/drift": {"data": {"scorer": "rules", "summary": {"rules": {
+            "prompted": {"late_mean_score": _ci(0.3, 0.2, 0.4, 15), "unusable_share": 0.0},
+            "fine-tuned": {"late_mean_score": _ci(0.8, 0.7, 0.9, 15), "unusable_share": 0.55}}}}},
+    }
+    ev = d.Evidence.from_results(records)
+    assert ev.injection_held == {"prompted": 0.2, "fine-tuned": 0.7}
+    assert ev.injection_held_ci["fine-tuned"]["n"] == 40 and ev.injection_unusable == {"prompted": 0.05,
+                                                                                        "fine-tuned": 0.1}
+    assert ev.drift_unusable["fine-tuned"] == 0.55
+    assert "prompted 20% [10%, 30%] (n=40)" in "\n".join(ev.describe())
+    rec = d.recommend(50_000, "every two weeks", True, True, evidence=ev)
+    assert rec.factor("security").favours == d.FINE_TUNING
+    assert rec.factor("consistency").favours is None and "not used" in rec.factor("consistency").reason
+
+
 def test_retrain_time_is_quoted_in_the_stability_reason():
     ev = d.Evidence(retrain_s=150.0, retrain_source="04", prompt_change_s=0.2, prompt_change_source="06")
     f = d.recommend(50_000, "weekly", False, False, evidence=ev).factor("stability")

@@ -126,10 +126,13 @@ decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly
                    consistency_critical=True)
 
 # %% [markdown]
-# The thresholds above are the article's. With your measurements the framework replaces them: the
-# break-even volume from lesson 02's cost model (with lesson 03's training cost) decides the volume
-# question, and lesson 05's measured gaps decide whether "public-facing" and "brand-critical" really favour
-# the fine-tuned model on *your* model.
+# The thresholds above are the article's, and its claims about drift and injection are taken on trust. With
+# your measurements the framework replaces them: the break-even volume from lesson 02's cost model (with
+# lesson 03's training cost) decides the volume question, and lesson 05's measured gaps decide whether
+# "public-facing" and "brand-critical" really favour the fine-tuned model on *your* model. A gap decides only
+# when it is clear: when the two 95 % intervals overlap, the factor says the measurement does not decide it
+# (with a handful of attacks per category on a CPU, expect that), and a target whose replies the fluency gate
+# mostly rejected gives no evidence at all. Each measured reason quotes the interval and its n.
 
 # %%
 evidence = decision.Evidence.from_results(records)
