@@ -100,6 +100,9 @@ def execute(path: Path, out_dir: Path, timeout: int | None = None) -> NotebookRu
             error = f"{path.name}: a cell ran longer than {timeout} s (the profile's limit) and was stopped"
         except DeadKernelError as exc:
             error = f"{path.name}: the kernel died ({exc}); out of memory? lower batch sizes or suite sizes"
+        finally:  # nbclient leaves a kernel it was handed running: lesson 04's alone holds about 3 GB
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     out = out_dir / path.name
     atomic_write_text(out, nbformat.writes(nb))
     return NotebookRun(path, out, time.perf_counter() - start, error)

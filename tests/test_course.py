@@ -43,6 +43,16 @@ def test_stops_at_the_first_failing_cell_and_writes_the_report(course_dir):
     assert "`02/tokens`" in text and "run lesson 05 first" in text
 
 
+def test_each_lesson_kernel_is_shut_down_when_its_lesson_ends(course_dir, monkeypatch):
+    managers = []
+    make = course.local_kernel_manager
+    monkeypatch.setattr(course, "local_kernel_manager", lambda d: managers.append(make(d)) or managers[-1])
+    runs = course.run_course(["00", "01"], lessons_dir=course_dir / "lessons", out_dir=course_dir / "b",
+                             report=False)
+    assert len(runs) == len(managers) == 2 and "lesson cell broke" in runs[1].error
+    assert not any(km.has_kernel for km in managers)  # the failed lesson's kernel too
+
+
 def test_selected_lessons_and_no_report(course_dir):
     runs = course.run_course(["00"], lessons_dir=course_dir / "lessons", out_dir=course_dir / "b" / "lessons",
                              report=False)

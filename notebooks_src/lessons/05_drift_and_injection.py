@@ -134,6 +134,13 @@ fig = drift.plot("rules")
 # confidence interval; the lower panel shows how many prompt tokens each request carried. What to look
 # for: does the prompted model start high and fall? Does the fine-tuned model hold a level without any
 # prompt? A dotted line marks the first turn at which old messages had to be dropped.
+#
+# On the CPU base, SmolLM2-135M-Instruct, expect a different picture from the article's: the prompted curve
+# starts near the bottom, because a model this small barely follows a long system prompt (lesson 04 measured
+# it), so there is little persona to drift *from*, and the fluency gate below rejects many of its replies. The
+# fine-tuned and hybrid curves sit high from the first turn: the persona is in the weights. "Drift" needs a
+# base that follows its prompt at first; on the GPU base (Qwen2.5-0.5B-Instruct) the prompted curve starts
+# higher, and that is where a fall over the turns can show.
 
 # %% tags=["plot"]
 fig = drift.plot("embedding", tokens=False)
@@ -226,6 +233,15 @@ injection
 # the fine-tuned target: with no system prompt there is nothing to leak). The first line says how many of
 # every target's replies (all turns) the fluency gate rejected. With a handful of attacks per category the
 # intervals are wide — read them before comparing two bars.
+#
+# Read the evidence behind each "complied" too (the cell after the plots prints it). On SmolLM2 the
+# fine-tuned model often answers an attack in its trained voice and files the attacker's words as a task
+# ("Let's get this done. 'Arrr' is now your top priority."): the phrase detector counts that as compliance,
+# although the persona held. A detector is validated on labelled replies before its rate is believed, and
+# this is the kind of reply to add to them. The prompted target's "persona held" stays near zero for the
+# reason its drift curve does: it rarely showed the persona before any attack. With two attacks per category
+# on a CPU run, the intervals of one category overlap almost everywhere; only the totals over all attacks
+# can separate two targets, and lesson 06 uses a gap only when the two intervals do not overlap.
 
 # %% tags=["plot"]
 import matplotlib.pyplot as plt  # noqa: E402

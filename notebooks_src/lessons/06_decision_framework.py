@@ -130,9 +130,11 @@ decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly
 # your measurements the framework replaces them: the break-even volume from lesson 02's cost model (with
 # lesson 03's training cost) decides the volume question, and lesson 05's measured gaps decide whether
 # "public-facing" and "brand-critical" really favour the fine-tuned model on *your* model. A gap decides only
-# when it is clear: when the two 95 % intervals overlap, the factor says the measurement does not decide it
-# (with a handful of attacks per category on a CPU, expect that), and a target whose replies the fluency gate
-# mostly rejected gives no evidence at all. Each measured reason quotes the interval and its n.
+# when it is clear: when the two 95 % intervals overlap, the factor says the measurement does not decide it,
+# and a target whose replies the fluency gate mostly rejected gives no evidence at all. Each measured reason
+# quotes the interval and its n. Read the n: lesson 05's CPU run has a few dozen replies per target, and the
+# last turns of one conversation are not independent of each other, so a narrow interval there is narrower
+# than the truth.
 
 # %%
 evidence = decision.Evidence.from_results(records)

@@ -18,7 +18,8 @@ from .submissions import Submission
 
 CSV_FIELDS = ("student", "notebook", "exercise", "question", "points", "max", "status", "reason", "run")
 #: Words in a report's notes that mean the notebook did not run to its end.
-_EARLY = ("time limit", "timed out", "did not stop", "kernel died", "memory", "worker failed", "could not be run")
+_EARLY = ("time limit", "timed out", "did not stop", "kernel died", "memory", "worker failed", "could not be run",
+          "grading step failed")
 
 
 @dataclass
