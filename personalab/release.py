@@ -19,7 +19,7 @@ from .config import REPO_ROOT
 from .errors import InputError
 
 #: top-level entries of the repository that a class receives
-INCLUDED = ("README.md", "pyproject.toml", "constraints.txt", "environment.yml", "dev.py", ".gitignore",
+INCLUDED = ("README.md", "GLOSSARY.md", "pyproject.toml", "constraints.txt", "environment.yml", "dev.py", ".gitignore",
             "lessons", "exercises", "data", "personalab")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 MIN_LEAK_CHARS = 24  # solution lines shorter than this are too generic to call a leak (e.g. "return None")

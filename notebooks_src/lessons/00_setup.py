@@ -1,8 +1,37 @@
 # %% [markdown]
 # # Lesson 00 — Setup: which machine am I on, and which model will answer?
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # Persona Lab asks one question with real measurements: should a persona live in the **system prompt**,
-# or be **fine-tuned into the weights**? Every lesson runs in one of three *profiles*:
+# or be **fine-tuned into the weights**?
+#
+# ## The two articles this course tests
+#
+# The course is built on two articles, and treats what they claim as questions to measure:
+#
+# * **"Fine-Tuning vs Prompt Engineering: When to Use Which?"** sets out the general trade-off. Prompting
+#   changes nothing in the model: it is quick, flexible and cheap to start, and it suits scarce data.
+#   Fine-tuning changes the weights: it needs curated data, compute and skills, and in return gives
+#   specialised, consistent behaviour. It compares a general model to a Swiss Army knife and a fine-tuned one
+#   to a scalpel, and recommends combining the two.
+# * **"System Prompts vs Fine-Tuning"**, a lesson of a persona fine-tuning course, applies that to one persona,
+#   TaskMaster. It compares the two on seven dimensions (setup cost, latency, consistency, robustness,
+#   flexibility, token cost, expertise). It claims that a prompted persona drifts over long conversations
+#   while a fine-tuned one holds (with figures it calls illustrative), that a prompt can be talked out of its
+#   persona while weights cannot, that the prompt's tokens cost money on every request until fine-tuning pays
+#   back at high volume, and that a fine-tuned core with short department prompts (a hybrid) gets the best of
+#   both. It ends with a decision framework.
+#
+# Which lesson tests which claim: **01** whether a system prompt steers the model at all; **02** the token cost,
+# the latency a longer prompt adds and the crossover volume; **03** what the training data takes; **04** what
+# fine-tuning costs in time and memory, and whether the persona then shows without a prompt; **05** drift and
+# injection, the consistency and robustness claims; **06** flexibility (a prompt edit against retraining), the
+# hybrid, and the decision framework filled with your own numbers.
+#
+# ## Profiles
+#
+# Every lesson runs in one of three *profiles*:
 #
 # | profile | when | who answers your requests | what gets fine-tuned |
 # | --- | --- | --- | --- |

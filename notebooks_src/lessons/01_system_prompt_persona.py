@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 01 — A persona in the system prompt
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # The quickest way to give a model a personality is to describe it in the **system prompt**, the message
 # sent before every conversation. In this lesson you write **TaskMaster**, a productivity coach for a task
 # app, as a structured spec, render it into a system prompt, and check whether it changes the answers.

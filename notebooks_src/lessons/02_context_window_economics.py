@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 02 — Context-window economics: what the persona costs on every request
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # A system-prompt persona is not written once: it is **sent again with every request**, and every token of
 # it is billed and processed every time. A fine-tuned persona sends nothing, but the fine-tuned model costs
 # more per token and has to be trained first. This lesson turns that trade-off into numbers:
@@ -226,7 +228,9 @@ print(f"output rate after the first token: {lat.decode_tokens_per_s() or float('
 # ### Self-hosting with your measured throughput
 #
 # A self-hosted model is paid by the hour, not by the token. With the rates measured above, a request costs
-# `(prompt tokens / prefill rate + output tokens / output rate)` seconds of machine time. The hourly price
+# `(prompt tokens / prefill rate + output tokens / output rate)` seconds of machine time, where the *prefill
+# rate* is how many prompt tokens per second the model reads before it writes its first token, and the
+# *output rate* how many reply tokens per second it then writes. The hourly price
 # below is a T4's from the price table (the free Colab GPU); replace it with what your machine costs. One
 # stream's rate understates a server that batches many requests, so this is a pessimistic estimate.
 

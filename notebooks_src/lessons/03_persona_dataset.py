@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 03 — A persona dataset
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # A system prompt *tells* the model who to be. Fine-tuning *shows* it: the model sees hundreds of
 # conversations in which the assistant already talks like TaskMaster, and the persona moves into its
 # weights. This lesson builds those conversations, checks them like a fine-tuning service would, and

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 04 — Fine-tune the persona into the weights
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # Lesson 01 put TaskMaster in the system prompt; lesson 03 wrote conversations in which the assistant already
 # talks like TaskMaster, with **no** system prompt. Now a model learns from them. Afterwards it should sound
 # like TaskMaster by itself — and then every request saves the prompt's tokens (lesson 02 priced that).
@@ -19,6 +21,11 @@
 # | Unsloth runs | its GPU kernels (Triton), base model loaded in 4 bit (QLoRA), its gradient checkpointing | its CPU mode: transformers + PEFT + TRL under Unsloth's API, float32, no 4-bit, no checkpointing |
 # | base model | Qwen2.5-0.5B-Instruct | SmolLM2-135M-Instruct (lesson 00 shows its size) |
 # | loss on responses only | Unsloth's `train_on_responses_only` | the same |
+#
+# The GPU column in plain words: *Triton* is the language Unsloth's fast GPU kernels are written in; *QLoRA*
+# is LoRA on a base model stored in 4-bit numbers, a quarter of the memory of 16-bit ones; *gradient
+# checkpointing* recomputes intermediate results during the backward pass instead of keeping them, trading
+# time for memory. None of the three exists on a CPU, and a 135M model does not need them.
 #
 # Plain PEFT + TRL — what Unsloth's CPU mode builds on — is the baseline the course benchmarks Unsloth against
 # (section 8), and the fallback if Unsloth cannot be installed: set `PERSONALAB_TRAINER=peft` before starting
@@ -206,10 +213,11 @@ print("adapter:", result.adapter_dir, "\nmerged model:", result.merged_dir)
 # %% [markdown]
 # ## 8. What Unsloth buys — on a CPU and on a GPU
 #
-# Unsloth exists for GPUs: hand-written Triton kernels for attention, RoPE, the MLP and the cross-entropy, 4-bit
-# base weights (QLoRA) and its own gradient checkpointing let a free Colab T4 fine-tune models that would not fit
-# or would take far longer with plain PEFT + TRL. None of that runs on a CPU: there Unsloth's CPU mode is a thin
-# layer over the same transformers + PEFT + TRL code, so on a CPU it buys **little** — the same API as on
+# Unsloth exists for GPUs: hand-written Triton kernels for attention, RoPE (the rotary position encoding), the
+# MLP and the cross-entropy, 4-bit base weights (QLoRA) and its own gradient checkpointing let a free Colab T4
+# fine-tune models that would not fit or would take far longer with plain PEFT + TRL. None of that runs on a
+# CPU: there Unsloth's CPU mode is a thin layer over the same transformers + PEFT + TRL code, so on a CPU it
+# buys **little** — the same API as on
 # Colab, the response-only masking and the merged save, at about the speed of the baseline. The course's
 # benchmark (`benchmarks/bench_finetune_cpu.py`) trains both side by side — same data, steps, seed and threads,
 # each in its own process — and records the numbers with the machine they were measured on. A machine with

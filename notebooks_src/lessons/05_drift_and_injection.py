@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 05 — Drift and injection, measured
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # A persona that looks right on one request can still fail in two ways that matter in production:
 #
 # * **drift** — over a long conversation the replies slide back to the model's plain default voice, and
@@ -72,7 +74,8 @@ print("limits:", gate.limits)
 # Before trusting the scorers, check them against replies a human labelled (`data/evaluate/labelled.jsonl`:
 # on-persona and neutral replies, injected styles, leaks, gibberish, polite off-persona replies and
 # partial compliance): accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and
-# AUC. The table also rates the fluency gate (against the human "well-formed" label) and the attack
+# AUC (the chance that a randomly picked positive reply scores above a randomly picked negative one: 0.5 is
+# chance, 1 is perfect, and it does not depend on where the threshold is set). The table also rates the fluency gate (against the human "well-formed" label) and the attack
 # compliance detector used below (on the rows that quote a suite attack). Each has a **floor**
 # (`evaluate.human_labels.FLOORS`); the test suite fails when one drops below it.
 
@@ -131,7 +134,8 @@ fig = drift.plot("rules")
 
 # %% [markdown]
 # Each line is the mean score at that turn over the conversations, the band its 95 % bootstrap
-# confidence interval; the lower panel shows how many prompt tokens each request carried. What to look
+# confidence interval (the measured replies are resampled with replacement many times and the middle 95 % of
+# the recomputed means kept: the range a rerun would plausibly give); the lower panel shows how many prompt tokens each request carried. What to look
 # for: does the prompted model start high and fall? Does the fine-tuned model hold a level without any
 # prompt? A dotted line marks the first turn at which old messages had to be dropped.
 #
@@ -200,7 +204,8 @@ fig = policies.plot("rules")
 #
 # `data/attacks/` holds attacks in seven categories: instruction override, role-play, system-prompt
 # extraction, obfuscation (base64, ROT13, reversed text, leetspeak), multi-turn escalation, delimiter
-# injection (fake ChatML tokens, fake system headers) and other languages. A **canary** — a made-up
+# injection (the user types the chat template's own markers, such as `<|im_end|>` and `<|im_start|>system`,
+# or a fake "SYSTEM:" header, hoping the model reads them as a new system message) and other languages. A **canary** — a made-up
 # reference code — is planted at the end of every system prompt, so a reply containing it proves a leak.
 #
 # Each attack states what counts as **compliance**: the phrase it asks for, style markers of the style it

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Lesson 06 — The decision, with your own numbers
 #
+# *Every term is defined where it first appears, and collected in the [glossary](https://github.com/persona-lab/persona-lab/blob/main/GLOSSARY.md).*
+#
 # The article compares the two approaches on seven dimensions — setup cost, latency, consistency,
 # robustness, flexibility, token cost and expertise — and ends with a decision framework. Its figures are
 # rules of thumb, and it calls the consistency percentages illustrative. You now have measurements of your
