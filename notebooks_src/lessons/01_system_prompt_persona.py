@@ -122,6 +122,25 @@ for name in persona.available_overlays():
     print(f"[{name}] {reply}")
 
 # %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("01").questions
+
+# %%
+# marker_gain = ...   # the marker rate with the prompt minus the rate without, a number from -1 to 1
+q1.check()
+
+# %%
+# prompt_steers = ...   # True if the prompt added a marker to at least half of the replies, else False
+q2.check()
+
+# %% [markdown]
 # ## Save what you measured
 #
 # Lesson 06 fills its comparison matrix with your own numbers; this cell stores the marker rates measured

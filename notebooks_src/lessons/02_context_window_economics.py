@@ -280,5 +280,24 @@ print("saved", saved)
 print("saved", results.save("02", "latency", lat.to_dict(), model=lat.model))
 
 # %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("02").questions
+
+# %%
+# tokens_per_request = ...   # the billed tokens the persona adds to every request
+q1.check()
+
+# %%
+# cheaper_at_500k = ...   # "system prompt" or "fine-tuned": which costs less per month at 500,000 requests
+q2.check()
+
+# %% [markdown]
 # **Next:** lesson 03 builds the dataset a fine-tuned TaskMaster would learn from — and its token count is
 # the training cost you priced here.

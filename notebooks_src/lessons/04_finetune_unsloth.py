@@ -188,6 +188,25 @@ with result.server() as server:
 print(reply.choices[0].message.content)
 
 # %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("04").questions
+
+# %%
+# marker_rate_change = ...   # the marker rate without a prompt after training minus before, -1 to 1
+q1.check()
+
+# %%
+# still_fluent = ...   # True if at least 80 % of the fine-tuned model's replies are fluent, else False
+q2.check()
+
+# %% [markdown]
 # ## 7. Save the measurements for lessons 05 and 06
 #
 # Lesson 03's cost estimate uses the measured throughput; lesson 05 serves the merged model; lesson 06 puts the

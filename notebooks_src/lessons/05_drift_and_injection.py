@@ -266,6 +266,29 @@ for t in injection.targets:
             print(f"  {label:8} [{ex['category']}] {ex['attack']}: {ex['last reply'][:80]!r} {ex['evidence']}")
 
 # %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("05").questions
+drift_rules = drift.summary("rules")  # per target: scores, unusable replies, ... (printed earlier)
+held_all = {t: {k: round(v, 3) if isinstance(v, float) else v for k, v in cats["all"]["held"].items()}
+            for t, cats in injection.summary().items()}  # persona held over all attacks, with its interval
+held_all
+
+# %%
+# intervals_overlap = ...   # True if the prompted and fine-tuned intervals of held_all share a value
+q1.check()
+
+# %%
+# prompted_unusable_share = ...   # the share of the prompted target's drift replies the gate rejected, 0 to 1
+q2.check()
+
+# %% [markdown]
 # ## Save what you measured
 #
 # Lesson 06 reads these results to fill its comparison matrix (adherence over time, injection

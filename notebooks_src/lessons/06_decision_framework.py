@@ -124,8 +124,9 @@ report.plot_vs_article(records);
 # TaskMaster case: moderate to high volume, a stable persona, public, consistency critical.
 
 # %%
-decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
-                   consistency_critical=True)
+article = decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
+                             consistency_critical=True)
+article
 
 # %% [markdown]
 # The thresholds above are the article's, and its claims about drift and injection are taken on trust. With
@@ -142,8 +143,9 @@ decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly
 evidence = decision.Evidence.from_results(records)
 for line in evidence.describe() or ["nothing measured yet: the article's thresholds apply"]:
     print("-", line)
-decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
-                   consistency_critical=True, evidence=evidence)
+measured = decision.recommend(monthly_requests=300_000, persona_change_frequency="quarterly", public_facing=True,
+                              consistency_critical=True, evidence=evidence)
+measured
 
 # %% [markdown]
 # The article's quick-reference table, answered by the framework with your numbers. Where the two disagree,
@@ -159,6 +161,25 @@ Table(decision.quick_reference(evidence), ["scenario", "article", "framework", "
 
 # %% tags=["widget"]
 decision.explorer(evidence)
+
+# %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("06").questions
+
+# %%
+# approach_with_your_numbers = ...   # "system prompt", "fine-tuning" or "hybrid": the recommendation with your evidence
+q1.check()
+
+# %%
+# overruled = ...   # a list of the factor names that favour a different approach once your numbers are used
+q2.check()
 
 # %% [markdown]
 # ## 5. The report

@@ -1,0 +1,95 @@
+"""The lessons' "check your understanding" questions: the right answer is what the learner's own run measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from personalab.checks import to_jsonable
+from personalab.checks.understanding import LESSONS, lesson
+from personalab.decision import Evidence, recommend
+
+
+def grade(q, **values):
+    exported = json.loads(json.dumps({n: to_jsonable(values[n]) for n in q.names if n in values} |
+                                     {n: {"__missing__": n} for n in q.names if n not in values}))
+    return q.grade(exported)
+
+
+RATES = {"no system prompt": 0.0, "TaskMaster prompt": 0.04}
+
+
+def test_lesson_01_answers_follow_the_learners_rates():
+    q1, q2 = lesson("01").questions
+    assert grade(q1, rates=RATES).status == "not-attempted"  # the answer line is still commented out
+    assert grade(q1, marker_gain=0.04, rates=RATES).status == "correct"
+    assert grade(q1, marker_gain=0.05, rates=RATES).status == "correct"  # read off a table rounded to 1 %
+    assert grade(q1, marker_gain=0.4, rates=RATES).status == "incorrect"
+    assert grade(q1, marker_gain=True, rates=RATES).status == "incorrect"
+    assert grade(q2, prompt_steers=False, rates=RATES).status == "correct"
+    assert grade(q2, prompt_steers=True, rates=RATES).status == "incorrect"
+    strong = {"no system prompt": 0.1, "TaskMaster prompt": 0.9}  # a larger model: the same question, another answer
+    assert grade(q2, prompt_steers=True, rates=strong).status == "correct"
+    assert grade(q2, prompt_steers="yes", rates=strong).status == "incorrect"
+
+
+def test_lesson_02_tokens_and_the_cheaper_side():
+    q1, q2 = lesson("02").questions
+    assert grade(q1, tokens_per_request=141, persona_tokens=141).status == "correct"
+    assert grade(q1, tokens_per_request=140, persona_tokens=141).status == "incorrect"
+    monthly = {"system prompt": 43.5, "fine-tuned": 61.2}
+    assert grade(q2, cheaper_at_500k="system prompt", monthly=monthly).status == "correct"
+    r = grade(q2, cheaper_at_500k="fine-tuned", monthly=monthly)
+    assert r.status == "incorrect" and "system prompt $43.50" in r.reason
+    assert "answer one of" in grade(q2, cheaper_at_500k="prompt", monthly=monthly).reason
+
+
+def test_lesson_04_change_and_fluency():
+    q1, q2 = lesson("04").questions
+    before, after = {"rate": 0.0, "fluent_rate": 0.96}, {"rate": 1.0, "fluent_rate": 1.0}
+    assert grade(q1, marker_rate_change=1.0, before=before, after=after).status == "correct"
+    assert grade(q1, marker_rate_change=0.5, before=before, after=after).status == "incorrect"
+    assert grade(q2, still_fluent=True, after=after).status == "correct"
+    assert grade(q2, still_fluent=True, after={"rate": 1.0, "fluent_rate": 0.3}).status == "incorrect"
+    assert "run the lesson's cells" in grade(q2, still_fluent=True, after=None).reason
+
+
+def test_lesson_05_overlap_and_unusable_share():
+    q1, q2 = lesson("05").questions
+    held = {"prompted": {"value": 0.0, "low": 0.0, "high": 0.0, "n": 14},
+            "fine-tuned": {"value": 0.64, "low": 0.36, "high": 0.86, "n": 14},
+            "hybrid (Marketing)": {"value": 0.1, "low": 0.0, "high": 0.3, "n": 14}}
+    assert grade(q1, intervals_overlap=False, held_all=held).status == "correct"
+    assert grade(q1, intervals_overlap=True, held_all=held).status == "incorrect"
+    held["prompted"] |= {"value": 0.4, "low": 0.2, "high": 0.6}
+    assert grade(q1, intervals_overlap=True, held_all=held).status == "correct"
+    drift = {"prompted": {"unusable_share": 0.4375}, "fine-tuned": {"unusable_share": 0.0}}
+    assert grade(q2, prompted_unusable_share=0.44, drift_rules=drift).status == "correct"
+    assert grade(q2, prompted_unusable_share=0.0, drift_rules=drift).status == "incorrect"
+
+
+def test_lesson_06_reads_the_two_recommendations():
+    q1, q2 = lesson("06").questions
+    article = recommend(300_000, "quarterly", True, True)
+    measured = recommend(300_000, "quarterly", True, True, evidence=Evidence(break_even_never=True, cost_source="c"))
+    assert measured.factor("volume").favours != article.factor("volume").favours
+    assert grade(q1, approach_with_your_numbers=measured.approach, measured=measured).status == "correct"
+    assert grade(q1, approach_with_your_numbers="prompt", measured=measured).status == "incorrect"
+    assert grade(q2, overruled=["volume"], article=article, measured=measured).status == "correct"
+    assert grade(q2, overruled=[], article=article, measured=measured).status == "incorrect"
+    assert grade(q2, overruled=[], article=article, measured=article).status == "correct"
+
+
+@pytest.mark.parametrize("number", sorted(LESSONS))
+def test_every_question_has_a_hint_and_its_lesson_asks_it(number):
+    from personalab.authoring.layout import REPO_ROOT
+
+    for q in lesson(number).questions:
+        assert q.hints, q.title
+    [src] = (REPO_ROOT / "notebooks_src" / "lessons").glob(f"{number}_*.py")
+    text = src.read_text(encoding="utf-8")
+    assert f'lesson("{number}")' in text
+    for q in lesson(number).questions:
+        answer = q.names[0]
+        assert f"# {answer} = ..." in text, f"lesson {number} leaves `{answer}` for the learner to fill in"
