@@ -67,6 +67,13 @@ for m in train_examples[0]["messages"]:
 #
 # Below, the tokens that carry loss are highlighted (the ones inside ⟦ ⟧ in plain text). Note that the
 # end-of-turn token belongs to the reply: the model must learn when to stop.
+#
+# Look at the first line too: the training conversations have no system message, yet the rendered text
+# starts with one. SmolLM2's chat template adds its default ("You are a helpful AI assistant named SmolLM,
+# trained by Hugging Face") whenever a conversation has none; Qwen2.5's adds "You are Qwen, created by Alibaba
+# Cloud. You are a helpful assistant." The same template renders every "no system prompt" request below and in
+# lesson 05, so "no prompt" means this default message, the same in training and in evaluation: the
+# fine-tuned model is never asked to answer under a message it did not train with.
 
 # %%
 tokenizer = finetune.load_tokenizer(config.base_model)
