@@ -37,7 +37,8 @@ def home() -> Path:
 
 
 def models_dir() -> Path:
-    return home() / "models"
+    """Converted base models (``PERSONALAB_MODELS``, default ``HOME/models``)."""
+    return Path(os.environ.get("PERSONALAB_MODELS") or home() / "models").expanduser()
 
 
 def results_dir() -> Path:

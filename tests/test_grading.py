@@ -243,3 +243,45 @@ def test_cell_limits_never_go_below_what_a_model_solution_needs():
     assert cell_timeout_for("01") == DEFAULT_CELL_TIMEOUT and cell_timeout_for(None) == DEFAULT_CELL_TIMEOUT
     assert cell_timeout_for("04") >= 900 and cell_timeout_for("05") >= 600  # training, the suites
     assert cell_timeout_for("04", 30) == 30 and cell_timeout_for("01", 10) == 10  # an explicit limit wins
+
+
+def test_shared_assets_only_for_the_suite_exercise_and_copied_per_job(tmp_path, monkeypatch):
+    """Exercise 05's fine-tuned model, 04/training record and reply cache are prepared once by the grader; each
+    sandboxed job gets copies of the record and the cache, and the models at the grader's own paths."""
+    from personalab import sandbox
+    from personalab.grading import assets as A
+    from personalab.grading.run import shared_env
+
+    assert not A.needed({"01", "02", None}) and A.needed({"01", "05"})
+    assert A.prepare({"01", "06"}) == A.Assets() and not A.Assets().ready  # nothing trained, nothing played
+    monkeypatch.setenv("PERSONALAB_MODELS", str(tmp_path / "models"))
+    record, cache, tuned = tmp_path / "training.json", tmp_path / "eval.jsonl", tmp_path / "runs" / "merged"
+    record.write_text(json.dumps({"data": {"merged_dir": str(tuned)}}))
+    cache.write_text('{"key": "k", "response": "Let\'s get this done."}\n')
+    tuned.mkdir(parents=True)
+    shared = A.Assets(finetuned_dir=tuned, training_record=record, reply_cache=cache)
+    job = tmp_path / "job"
+    job.mkdir()
+    env = shared_env(shared, job)
+    assert env == {"PERSONALAB_MODELS": str(tmp_path / "models"),
+                   "PERSONALAB_RESULTS": f"{sandbox.JOB}/results",
+                   "PERSONALAB_EVAL_CACHE": f"{sandbox.JOB}/cache/eval_responses.jsonl"}
+    assert (job / "results" / "04" / "training.json").read_text() == record.read_text()
+    assert (job / "cache" / "eval_responses.jsonl").read_text() == cache.read_text()
+    assert shared.readonly_paths() == [tmp_path / "models", tuned]
+    (job / "cache" / "eval_responses.jsonl").write_text("")  # a job writing its copy leaves the grader's alone
+    assert cache.read_text().startswith('{"key"')
+
+
+def test_cache_and_models_folders_follow_the_environment(tmp_path, monkeypatch):
+    from personalab import config
+    from personalab.evaluate.runner import default_cache_path
+
+    monkeypatch.setenv("PERSONALAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PERSONALAB_MODELS", raising=False)
+    monkeypatch.delenv("PERSONALAB_EVAL_CACHE", raising=False)
+    assert config.models_dir() == tmp_path / "home" / "models"
+    assert default_cache_path() == tmp_path / "home" / "cache" / "eval_responses.jsonl"
+    monkeypatch.setenv("PERSONALAB_MODELS", str(tmp_path / "m"))
+    monkeypatch.setenv("PERSONALAB_EVAL_CACHE", str(tmp_path / "c.jsonl"))
+    assert config.models_dir() == tmp_path / "m" and default_cache_path() == tmp_path / "c.jsonl"

@@ -54,7 +54,9 @@ def test_exercises_run_as_is_fail_every_check_without_crashing(tmp_path, fake_ll
         assert rep.notes == [], rep.notes
         # every check fails (0 points) and none crashes: a placeholder's answer is missing or still wrong
         assert rep.points == 0, [r for r in rep.results if r.points]
-        assert {r.status for r in rep.results} <= {"not-attempted", "incorrect"}, rep.results
+        # "timed-out" where a cell the handout gives ran past the 120-s limit (exercise 05's suites): the clock's
+        # verdict, named as such
+        assert {r.status for r in rep.results} <= {"not-attempted", "incorrect", "timed-out"}, rep.results
         nb = nbformat.read(rep.submission.path, as_version=4)
         placeholders = {i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", [])}
         raised = {e["cell"] for e in rep.cell_errors}
@@ -79,14 +81,15 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
     def all_(status: str) -> dict[str, tuple[str, str]]:
         return {q: ("0", status) for q in FULL}
 
-    na = ("0", "not-attempted")
+    err, clock = ("0", "error"), ("0", "timed-out")
     expected = {
         "good": ok(),
-        # no my_prompt, so no comparison and no finding: q4 and q5 are not attempted either
-        "exception": ok(q3=na, q4=na, q5=na),
-        "loop": ok(q4=na, q5=na),
-        "deleted": ok(q3=na, q4=na, q5=na),
-        "reordered": ok(q4=na, q5=na),
+        # no my_prompt, so no comparison and no finding: q4 and q5 cannot be graded either ("not attempted" is
+        # only for a placeholder left in place)
+        "exception": ok(q3=err, q4=err, q5=err),
+        "loop": ok(q4=clock, q5=clock),
+        "deleted": ok(q3=err, q4=err, q5=err),
+        "reordered": ok(q4=err, q5=err),
         "partial": ok(q2=("1.2", "partial"), q5=("0", "incorrect")),
         "miscounted": ok(q4=("0", "incorrect")),
         "tampered": all_("incorrect"),
@@ -100,7 +103,7 @@ def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):
     assert got == {(s, q): v for s, qs in expected.items() for q, v in qs.items()}
     assert "cell 13 (`spec = spec_from(my_persona)`), which defines it, raised AttributeError" in reason[
         "exception", "q3"]
-    assert "raised Timeout: the cell ran longer than 10 s" in reason["loop", "q4"]
+    assert reason["loop", "q4"].startswith("timed out after 10 s: cell ")
     assert "no cell of the notebook defines it (was that cell deleted?)" in reason["deleted", "q3"]
     assert "name 'comparison' is not defined" in reason["reordered", "q5"]
     assert "`prompt_changed` is not defined" in reason["reordered", "q4"]

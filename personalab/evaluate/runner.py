@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,8 @@ class BudgetExceeded(RuntimeError):
 
 
 def default_cache_path() -> Path:
-    return config.home() / "cache" / "eval_responses.jsonl"
+    """The evaluation replies' cache (``PERSONALAB_EVAL_CACHE``, default ``HOME/cache/eval_responses.jsonl``)."""
+    return Path(os.environ.get("PERSONALAB_EVAL_CACHE") or config.home() / "cache" / "eval_responses.jsonl")
 
 
 # -------------------------------------------------------------------------------------------- targets

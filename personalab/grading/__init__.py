@@ -22,7 +22,8 @@ every process killed at the end. Questions with hidden cases (``grader/exNN.py``
 Modules, each importing only those above it: ``notebooks`` (reading a notebook, what its cells define),
 ``submissions`` (finding them, which exercise each is), ``gradebook`` (each submission's report, the CSV
 gradebook, feedback, the class summary), ``scoring`` (exported values -> points), ``hidden`` (the grader's
-hidden cases), ``isolation`` (the kernel's environment, sandbox or not), ``worker`` (the process that runs the
+hidden cases), ``isolation`` (the kernel's environment, sandbox or not), ``assets`` (what exercise 05 needs,
+prepared once per run: the fine-tuned model and the suites' replies), ``worker`` (the process that runs the
 notebook, and the cells appended to it), ``run`` (``grade_one``), ``batch`` (``grade_folder``: a whole folder,
 with the model server).
 """

@@ -14,6 +14,8 @@ from pathlib import Path
 from .. import sandbox
 from ..config import environment
 from ..errors import InputError
+from .assets import Assets
+from .assets import prepare as prepare_assets
 from .gradebook import Report, write_outputs
 from .isolation import Isolation
 from .run import grade_one
@@ -48,9 +50,13 @@ def grade_all(
     server: bool = True,
     progress: bool = True,
     isolation: Isolation | None = None,
+    assets: Assets | None = None,
 ) -> list[Report]:
-    """Grade notebooks in parallel (``jobs`` at a time), in the order given."""
+    """Grade notebooks in parallel (``jobs`` at a time), in the order given. ``assets``: prepared already
+    (default: :func:`personalab.grading.assets.prepare` for these submissions' exercises, here)."""
     isolation = isolation or Isolation()
+    if assets is None:
+        assets = prepare_assets({s.exercise for s in submissions}, progress=progress)
     with model_server(server) as where, tempfile.TemporaryDirectory(prefix="personalab-relay-") as relay_tmp:
         relay_dir = Path(relay_tmp)
         os.chmod(relay_dir, 0o755)
@@ -58,7 +64,8 @@ def grade_all(
         with sandbox.relay(base_url, relay_dir) as relay:
             if relay is not None:
                 isolation = dataclasses.replace(isolation, relay_dir=relay_dir)
-            kw = {"cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "isolation": isolation, **where}
+            kw = {"cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout, "isolation": isolation,
+                  "assets": assets, **where}
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 futures = [pool.submit(grade_one, s, **kw) for s in submissions]
                 if progress:
@@ -72,7 +79,8 @@ def grade_all(
 def grade_folder(root: str | Path, out: str | Path, *, exercise: str | None = None, jobs: int = 1,
                  cell_timeout: float | None = None, notebook_timeout: float | None = None,
                  server: bool = True, feedback_dir: str | Path | None = None, progress: bool = True,
-                 isolation: Isolation | None = None, rerun: Sequence[str] | None = None) -> list[Report]:
+                 isolation: Isolation | None = None, rerun: Sequence[str] | None = None,
+                 assets: Assets | None = None) -> list[Report]:
     """Grade every notebook under ``root`` and write the gradebook ``out``, the feedback files and the class
     summary. ``rerun``: grade only these students again, keeping everyone else's rows of the existing ``out``."""
     root = Path(root)
@@ -92,6 +100,6 @@ def grade_folder(root: str | Path, out: str | Path, *, exercise: str | None = No
                              field="--out", fix="grade the whole folder first (without --rerun)")
         subs = [s for s in subs if s.student in set(rerun)]
     reports = grade_all(subs, jobs=jobs, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
-                        server=server, progress=progress, isolation=isolation)
+                        server=server, progress=progress, isolation=isolation, assets=assets)
     write_outputs(reports, out, root=root, feedback_dir=feedback_dir, merge=bool(rerun))
     return reports

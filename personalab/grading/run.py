@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import config, sandbox
 from ..checks import Exercise, Hidden, Result, load_exercise, module_name
+from .assets import SUITE_EXERCISES, Assets
 from .gradebook import Report, all_zero
 from .hidden import load_hidden
 from .isolation import Isolation, kernel_env, sandbox_env, without_secrets
@@ -53,8 +54,10 @@ def grade_one(
     model: str | None = None,
     api_key: str | None = None,
     isolation: Isolation | None = None,
+    assets: Assets | None = None,
 ) -> Report:
-    """Grade one notebook. Never raises for anything the submission does: problems become reasons."""
+    """Grade one notebook. Never raises for anything the submission does: problems become reasons. ``assets``:
+    what :func:`personalab.grading.assets.prepare` made ready for this run (exercise 05's model and replies)."""
     start = time.monotonic()
     isolation = isolation or Isolation()
     if sub.exercise is None:
@@ -72,7 +75,7 @@ def grade_one(
         env = kernel_env(base_url, model, api_key)
         report = _run_and_grade(sub, exercise, report, cell_timeout=cell_timeout_for(sub.exercise, cell_timeout),
                                 notebook_timeout=notebook_timeout,
-                                env=env, isolation=isolation, hidden=hidden)
+                                env=env, isolation=isolation, hidden=hidden, assets=assets)
     except Exception as exc:  # noqa: BLE001 - last line of defence: one bad notebook never stops the gradebook
         report.results = all_zero(exercise, "error", f"grading failed ({type(exc).__name__}: {exc})")
     report.seconds = time.monotonic() - start
@@ -89,11 +92,12 @@ def _sandbox_paths(job: dict[str, Any], tmpdir: Path) -> dict[str, Any]:
 
 def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_timeout: float,
                    notebook_timeout: float | None, env: dict[str, str], isolation: Isolation | None = None,
-                   hidden: dict[str, Hidden] | None = None) -> Report:
+                   hidden: dict[str, Hidden] | None = None, assets: Assets | None = None) -> Report:
     import nbformat
 
     isolation = isolation or Isolation()
     hidden = hidden or {}
+    shared = assets if assets is not None and assets.ready and sub.exercise in SUITE_EXERCISES else None
     try:
         nb = read_notebook(sub.path)
     except Exception as exc:  # noqa: BLE001 - malformed JSON, empty file, not a notebook
@@ -139,11 +143,14 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
             job["env"] = sandbox_env(env, relayed=isolation.relay_dir is not None)
             if isolation.relay_dir is not None and env.get("OPENAI_BASE_URL"):
                 job["relay"] = {"base_url": job["env"]["OPENAI_BASE_URL"], "socket": f"{sandbox.RELAY_DIR}/model.sock"}
+            if shared is not None:
+                job["env"].update(shared_env(shared, tmpdir))
         prepared = prepare(nb, values_path=values_in_kernel, nonce=nonce, module=module_name(sub.exercise or ""),
                             hidden_path=hidden_in_kernel)
         (tmpdir / "submission.ipynb").write_text(nbformat.writes(prepared, version=4), encoding="utf-8")
         (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        status = _run_worker(tmpdir, job, limit, prepared.cells, workdir=workdir, isolation=isolation)
+        status = _run_worker(tmpdir, job, limit, prepared.cells, workdir=workdir, isolation=isolation,
+                             same_paths=shared.readonly_paths() if shared is not None and sandboxed else ())
         report.cell_errors = status.get("cell_errors", [])
         if status.get("note"):
             report.notes.append(status["note"])
@@ -152,19 +159,32 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
     return report
 
 
+def shared_env(assets: Assets, jobdir: Path) -> dict[str, str]:
+    """The kernel's view of the grader's shared assets in a sandbox: copies of the 04/training record and of the
+    reply cache in the job folder, the models at the grader's own paths."""
+    copied = assets.copy_into(jobdir)
+    env = {"PERSONALAB_MODELS": str(config.models_dir())}
+    if "results" in copied:
+        env["PERSONALAB_RESULTS"] = str(copied["results"]).replace(str(jobdir), sandbox.JOB)
+    if "cache" in copied:
+        env["PERSONALAB_EVAL_CACHE"] = str(copied["cache"]).replace(str(jobdir), sandbox.JOB)
+    return env
+
+
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
         os.killpg(pid, signal.SIGKILL)
 
 
 def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence[Any], *, workdir: Path,
-                isolation: Isolation) -> dict[str, Any]:
+                isolation: Isolation, same_paths: Sequence[Path] = ()) -> dict[str, Any]:
     """Run the worker (in the sandbox when asked) and return its status; kill everything it left behind."""
     env = without_secrets(os.environ)
     env["PYTHONPATH"] = job["env"]["PYTHONPATH"]
     group, oom = None, False
     if isolation.mode == "bwrap":
         readonly = sandbox.readonly_paths(config.REPO_ROOT, job["env"]["PYTHONPATH"].split(os.pathsep), config.home())
+        readonly += [(str(p.resolve()), str(p.resolve())) for p in same_paths if p.exists()]
         hide = [isolation.grader_dir] if any(isolation.grader_dir.resolve().is_relative_to(Path(src))
                                              for src, _ in readonly) else []
         inner = [sys.executable, "-m", "personalab.grading", "--worker", f"{sandbox.JOB}/job.json"]

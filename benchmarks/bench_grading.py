@@ -1,0 +1,121 @@
+"""Grading a class on the real base model (not a test): how long, and does every model solution get full marks?
+
+    python benchmarks/bench_grading.py [--exercises 05] [--copies 2] [--jobs 2] [--timeout S] [--record]
+
+Builds a class folder of ``--copies`` learners, each handing in the model solution of every exercise in
+``--exercises`` with the instructor-only cells removed (as a learner's notebook would be), and grades it with
+``personalab grade``'s own code: the sandbox where bubblewrap works, the local server on the CPU base, the
+default per-exercise cell limits unless ``--timeout``. What some exercises need once for the whole class
+(exercise 05: lesson 04's fine-tuned model and the suites' replies, :mod:`personalab.grading.assets`) is prepared
+first and timed on its own. Measured: the preparation, the grading wall time, each notebook's seconds, and which
+questions lost points (a model solution must lose none). ``--record`` adds a row to ``benchmarks/RESULTS.md``.
+Run it while nothing else is busy: the row records the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SECTION = "## Grading a class on the real base (`bench_grading.py`)"
+HEADER = ("| date | hardware | class | jobs | sandbox | prepare s | grading s | s per notebook (max) | full marks "
+          "| load avg |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+
+
+def learner_copy(solution: Path) -> str:
+    """The model solution as a learner would hand it in: instructor-only and hidden cells removed."""
+    import nbformat
+
+    nb = nbformat.read(solution, as_version=4)
+    nb.cells = [c for c in nb.cells if not {"instructor", "hidden"} & set(c.metadata.get("tags", []))]
+    return nbformat.writes(nb)
+
+
+def build_class(root: Path, exercises: list[str], copies: int) -> int:
+    from personalab.config import REPO_ROOT
+
+    n = 0
+    for number in exercises:
+        [solution] = sorted((REPO_ROOT / "solutions").glob(f"{number}_*.ipynb"))
+        text = learner_copy(solution)
+        for i in range(copies):
+            folder = root / f"learner{i + 1:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / solution.name).write_text(text, encoding="utf-8")
+            n += 1
+    return n
+
+
+def append_row(path: Path, row: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if SECTION not in text:
+        first = text.index("\n## ") + 1
+        text = text[:first] + f"{SECTION}\n\n{HEADER}\n" + text[first:]
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(SECTION))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    last = max(i for i in range(start, end) if lines[i].startswith("|"))
+    lines.insert(last + 1, row)
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exercises", default="05", help="comma-separated exercise numbers (default 05)")
+    parser.add_argument("--copies", type=int, default=2, help="learners, each handing in every exercise")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=None, help="cell limit (default: per exercise)")
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"))
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+
+    from personalab import grading
+    from personalab.grading import assets
+    from personalab.results import hardware
+
+    exercises = [e.strip() for e in args.exercises.split(",") if e.strip()]
+    isolation = grading.resolve_isolation(args.sandbox)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        root = Path(tmp) / "class"
+        n = build_class(root, exercises, args.copies)
+        t = time.monotonic()
+        prepared = assets.prepare(set(exercises))
+        prepare_s = time.monotonic() - t
+        t = time.monotonic()
+        reports = grading.grade_folder(root, Path(tmp) / "grades.csv", jobs=args.jobs, cell_timeout=args.timeout,
+                                       isolation=isolation, assets=prepared)
+        grading_s = time.monotonic() - t
+    lost = [(r.submission.student, r.submission.exercise, q.question, q.status, q.reason[:160])
+            for r in reports for q in r.results if q.points < q.max_points]
+    per = [r.seconds for r in reports]
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "hardware": hardware(), "exercises": exercises,
+              "copies": args.copies, "notebooks": n, "jobs": args.jobs, "sandbox": isolation.mode,
+              "prepare_s": round(prepare_s, 1), "grading_s": round(grading_s, 1),
+              "per_notebook_s": [round(s, 1) for s in per], "lost": lost, "load_before": load,
+              "load_after": os.getloadavg()[0],
+              "notes": sorted({note for r in reports for note in r.notes})}
+    print(json.dumps(record, indent=1))
+    full = sum(1 for r in reports if r.points == r.max_points)
+    row = (f"| {time.strftime('%Y-%m-%d')} | {record['hardware']} | {args.copies} learners × exercise(s) "
+           f"{', '.join(exercises)} ({n} notebooks, model solutions) | {args.jobs} | {isolation.mode} | "
+           f"{prepare_s:.0f} | {grading_s:.0f} | {sum(per) / len(per):.0f} ({max(per):.0f}) | {full} of {n} | "
+           f"{load:.1f}–{record['load_after']:.1f} |\n")
+    print(row)
+    if args.record:
+        append_row(HERE / "RESULTS.md", row)
+        print("recorded in benchmarks/RESULTS.md")
+    return 0 if not lost else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""What some exercises need from the course, prepared once per grading run instead of once per submission.
+
+Exercise 05 plays lesson 05's suites against lesson 04's fine-tuned model. Graded naively, every submission
+would fine-tune its own model inside its sandbox (minutes on a CPU) and generate every suite reply again, and the
+clock would stop a correct notebook. So before the first notebook runs, the grader
+
+1. makes sure the fine-tuned model exists in its own ``PERSONALAB_HOME`` (fine-tuning it once, with lesson 04's
+   settings, when the instructor never ran lesson 04 there), and
+2. plays the grading-sized suites the model solution plays (:func:`personalab.evaluate.suite_settings`, the
+   checks' calibration) once, filling the reply cache.
+
+Each sandbox then sees the models at the same paths as the grader (read-only), a copy of the 04/training record
+and a copy of the reply cache: a submission that plays the same suites gets its replies from the cache, the
+replies every submission is graded on are the same, and only what a learner adds (their own attack) is
+generated. Nothing here trusts a submission: the cache and the record are the grader's, copied per job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import config
+
+#: Exercises that play lesson 05's suites on the fine-tuned model.
+SUITE_EXERCISES = frozenset({"05"})
+
+
+@dataclass(frozen=True)
+class Assets:
+    """What the grader prepared: the fine-tuned model, its 04/training record and the warmed reply cache."""
+
+    finetuned_dir: Path | None = None
+    training_record: Path | None = None
+    reply_cache: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.finetuned_dir is not None
+
+    def readonly_paths(self) -> list[Path]:
+        """Folders a sandbox mounts read-only at the same paths as here (so cache keys, which name the served
+        model folder, match the grader's)."""
+        return [config.models_dir()] + ([self.finetuned_dir] if self.finetuned_dir else [])
+
+    def copy_into(self, jobdir: Path) -> dict[str, Path]:
+        """Copy the record and the cache into a job folder; returns {"results": dir, "cache": file}."""
+        out: dict[str, Path] = {}
+        if self.training_record is not None:
+            dest = jobdir / "results" / "04" / "training.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.training_record, dest)
+            out["results"] = jobdir / "results"
+        if self.reply_cache is not None:
+            dest = jobdir / "cache" / "eval_responses.jsonl"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if self.reply_cache.exists():
+                shutil.copyfile(self.reply_cache, dest)
+            out["cache"] = dest
+        return out
+
+
+def needed(exercises: set[str | None]) -> bool:
+    return bool(SUITE_EXERCISES & {e for e in exercises if e})
+
+
+def prepare(exercises: set[str | None], *, progress: bool = True) -> Assets:
+    """Prepare what ``exercises`` need (nothing for most): see the module docstring. Prints what it does."""
+    if not needed(exercises):
+        return Assets()
+    from .. import backends, evaluate, persona
+    from ..evaluate.runner import default_cache_path
+    from ..evaluate.targets import ensure_finetuned
+
+    start = time.monotonic()
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    say("exercise 05: preparing lesson 04's fine-tuned model and the suites' replies once for every submission")
+    tuned = ensure_finetuned()
+    record = config.results_dir() / "04" / "training.json"
+    spec = persona.taskmaster()
+    settings = evaluate.suite_settings()
+    runner = settings.runner()
+    try:
+        targets = evaluate.course_targets(spec, overlay="marketing")
+        scripts = evaluate.load_scripts()[: settings.n_scripts]
+        evaluate.run_drift(targets, scripts, runner, scorers=[evaluate.RuleScorer(spec)], seeds=settings.seeds,
+                           max_turns=settings.max_turns)
+        attacks = evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category)
+        evaluate.run_attacks(targets, attacks, runner)
+    finally:
+        backends.stop_local_servers()
+    seconds = time.monotonic() - start
+    say(f"exercise 05: ready in {seconds:.0f} s ({runner.requests} requests, {runner.cache.hits} from the cache)")
+    return Assets(finetuned_dir=Path(tuned).resolve(), training_record=record if record.exists() else None,
+                  reply_cache=default_cache_path(), seconds=seconds)
+
+
+__all__ = ["SUITE_EXERCISES", "Assets", "needed", "prepare"]
