@@ -20,6 +20,20 @@ def grade(q, **values):
 RATES = {"no system prompt": 0.0, "TaskMaster prompt": 0.04}
 
 
+def test_lesson_00_and_03_read_the_learners_own_model_and_dataset():
+    q1, q2 = lesson("00").questions
+    base = {"parameters": 134_515_008, "context_window": 8192}
+    assert grade(q1, parameters_millions=135, base=base).status == "correct"  # rounded is fine
+    assert grade(q1, parameters_millions=360, base=base).status == "incorrect"
+    assert grade(q2, context_tokens=8192, base=base).status == "correct"
+    assert grade(q2, context_tokens=32768, base=base).status == "incorrect"
+    q1, q2 = lesson("03").questions
+    assert grade(q1, marker_share=0.97, coverage={"coverage": 0.965}).status == "correct"
+    assert grade(q1, marker_share=0.5, coverage={"coverage": 0.965}).status == "incorrect"
+    assert grade(q2, training_cost_usd=0.07, openai_cost={"cost_usd": 0.0712}).status == "correct"
+    assert grade(q2, training_cost_usd=7.12, openai_cost={"cost_usd": 0.0712}).status == "incorrect"
+
+
 def test_lesson_01_answers_follow_the_learners_rates():
     q1, q2 = lesson("01").questions
     assert grade(q1, rates=RATES).status == "not-attempted"  # the answer line is still commented out

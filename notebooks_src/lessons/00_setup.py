@@ -68,7 +68,8 @@ print(report(run_checks(start_server=True)))
 # %%
 from personalab import models
 
-models.describe()
+base = models.describe()
+base
 
 # %% [markdown]
 # ## Your first request
@@ -104,3 +105,22 @@ print(response.usage)
 #
 # **Workshops** can point every learner at one shared OpenAI-compatible server (vLLM, Ollama or
 # `transformers serve`) by setting `OPENAI_BASE_URL` and `PERSONALAB_MODEL` before starting Jupyter.
+
+# %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("00").questions
+
+# %%
+# parameters_millions = ...   # the base model's parameters, in millions
+q1.check()
+
+# %%
+# context_tokens = ...   # the base model's context window, in tokens
+q2.check()

@@ -297,5 +297,24 @@ saved = results.save("03", "dataset", {
 print("saved", saved)
 
 # %% [markdown]
+# ## Check your understanding
+#
+# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
+
+# %%
+from personalab.checks.understanding import lesson
+
+q1, q2 = lesson("03").questions
+
+# %%
+# marker_share = ...   # the share of training replies with a marker, 0 to 1
+q1.check()
+
+# %%
+# training_cost_usd = ...   # what OpenAI would charge to fine-tune gpt-4o-mini on it, in dollars
+q2.check()
+
+# %% [markdown]
 # **Next:** exercise 03 hands you a dataset with every kind of problem in it. Lesson 04 fine-tunes a model on
 # `train.jsonl` and watches its loss on `eval.jsonl`.

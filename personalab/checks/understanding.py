@@ -1,5 +1,5 @@
-""""Check your understanding": two short questions at the end of lessons 01, 02, 04, 05 and 06, about what the
-learner just measured (not trivia). Each answer is checked against the lesson's own variables, so the right answer
+""""Check your understanding": two short questions at the end of every lesson, about what the learner just
+measured or saw (not trivia). Each answer is checked against the lesson's own variables, so the right answer
 is whatever the learner's run produced.
 
     u1, u2 = lesson("01").questions
@@ -43,6 +43,28 @@ def _measured(value: Any, name: str) -> Any:
     if value is None or (isinstance(value, Mapping) and "__opaque__" in value):
         raise Incorrect(f"`{name}` holds no measurement: run the lesson's cells from the top first")
     return value
+
+
+# ------------------------------------------------------------------------------------------- lesson 00
+L00 = Exercise("L00", "Check your understanding: lesson 00")
+
+
+@L00.question("How big is your base model?", names=["parameters_millions", "base"],
+              hints=["`base` (printed above) counts the parameters; divide by 1,000,000."])
+def _l00_size(parameters_millions: Any, base: Any) -> str:
+    want = _measured(base, "base")["parameters"] / 1e6
+    return _close(_number(parameters_millions, "parameters_millions"), want, "parameters_millions",
+                  "the parameters in millions", tolerance=max(1.0, 0.01 * want))
+
+
+@L00.question("How much can it read at once?", names=["context_tokens", "base"],
+              hints=["The base model's context window, in tokens, is in `base` above."])
+def _l00_context(context_tokens: Any, base: Any) -> str:
+    want = _measured(base, "base")["context_window"]
+    if _number(context_tokens, "context_tokens") != want:
+        raise Incorrect(f"`context_tokens` is {context_tokens:g}; look for 'context_window' in `base`")
+    return (f"right: {want:,} tokens for prompt, history and reply together; lesson 05 shows what happens when a "
+            "conversation outgrows a window")
 
 
 # ------------------------------------------------------------------------------------------- lesson 01
@@ -101,6 +123,29 @@ def _l02_cheaper(cheaper_at_500k: Any, monthly: Any) -> str:
                         + ", ".join(f"{k} ${v:,.2f}" for k, v in monthly.items()))
     return (f"right: {want}. A fine-tuned model's higher price per token can outweigh the persona tokens it saves, "
             "which is why the article's crossover claim needs checking")
+
+
+# ------------------------------------------------------------------------------------------- lesson 03
+L03 = Exercise("L03", "Check your understanding: lesson 03")
+
+
+@L03.question("How much of the dataset shows the persona?", names=["marker_share", "coverage"],
+              hints=["The marker coverage above: the share of assistant replies with at least one marker, as a "
+                     "number from 0 to 1 (`coverage['coverage']`)."])
+def _l03_markers(marker_share: Any, coverage: Any) -> str:
+    want = _measured(coverage, "coverage")["coverage"]
+    return _close(_number(marker_share, "marker_share"), want, "marker_share",
+                  "the share of training replies with a marker") + \
+        ": the model learns the persona from these replies, so it can only be as consistent as they are"
+
+
+@L03.question("What would OpenAI charge to train on it?", names=["training_cost_usd", "openai_cost"],
+              hints=["The line 'OpenAI fine-tuning of gpt-4o-mini: … = $…' above, in dollars."])
+def _l03_cost(training_cost_usd: Any, openai_cost: Any) -> str:
+    want = float(_measured(openai_cost, "openai_cost")["cost_usd"])
+    return _close(_number(training_cost_usd, "training_cost_usd"), want, "training_cost_usd",
+                  "the training cost in dollars", tolerance=max(0.0001, 0.05 * want)) + \
+        ": lesson 02's break-even adds it to fine-tuning's side"
 
 
 # ------------------------------------------------------------------------------------------- lesson 04
@@ -190,9 +235,9 @@ def _l06_overruled(overruled: Any, article: Any, measured: Any) -> str:
         "right: none: your measurements agree with the article's rules of thumb on this case"
 
 
-LESSONS = {"01": L01, "02": L02, "04": L04, "05": L05, "06": L06}
+LESSONS = {"00": L00, "01": L01, "02": L02, "03": L03, "04": L04, "05": L05, "06": L06}
 
 
 def lesson(number: str) -> Exercise:
-    """The "check your understanding" questions of lesson ``number`` ('01', '02', '04', '05' or '06')."""
+    """The "check your understanding" questions of lesson ``number`` ('00' to '06')."""
     return LESSONS[number]
