@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 RESULT_PREFIX = "RESULT "
 
@@ -24,6 +25,24 @@ def run_worker(cmd: list[str], backend: str) -> dict:
         print(r.stdout[-4000:])
         return {"backend": backend, "error": f"exit {r.returncode}"}
     return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def append_table_rows(path: Path, section: str, header: str, rows: list[str], *, new_section_first: bool) -> None:
+    """Add ``rows`` at the end of the table under ``section`` in RESULTS.md-style ``path``. A missing section (with
+    its table ``header``) goes above the other sections (``new_section_first``) or at the end."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    if section not in text:
+        if new_section_first and "\n## " in text:
+            first = text.index("\n## ") + 1
+            text = text[:first] + f"{section}\n\n{header}\n" + text[first:]
+        else:
+            text = text.rstrip("\n") + f"\n\n{section}\n\n{header}"
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(section))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    last = max(i for i in range(start, end) if lines[i].startswith("|"))
+    lines[last + 1:last + 1] = rows
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 def busy_processes(threshold: float = 10.0) -> list[str]:

@@ -77,19 +77,6 @@ def row(rec: dict, hardware: str, load: str) -> str:
             f"{rec['eval']['loss_after']:.2f} | {quality} | {load} |\n")
 
 
-def append_rows(path: Path, rows: list[str]) -> None:
-    text = path.read_text(encoding="utf-8")
-    if SECTION not in text:
-        first = text.index("\n## ") + 1
-        text = text[:first] + f"{SECTION}\n\n{HEADER}\n" + text[first:]
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(SECTION))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    last = max(i for i in range(start, end) if lines[i].startswith("|"))
-    lines[last + 1:last + 1] = rows
-    path.write_text("".join(lines), encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", action="append", help="JSON of the fields to change (repeatable)")
@@ -114,7 +101,7 @@ def main() -> int:
         rows.append(row(rec, hw, f"{load_before:.1f}–{os.getloadavg()[0]:.1f}"))
     print("".join(rows))
     if args.record:
-        append_rows(HERE / "RESULTS.md", rows)
+        _machine.append_table_rows(HERE / "RESULTS.md", SECTION, HEADER, rows, new_section_first=True)
         print("recorded in benchmarks/RESULTS.md")
     return 1 if failed else 0
 

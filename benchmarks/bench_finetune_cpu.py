@@ -93,16 +93,8 @@ def table_rows(record: dict) -> list[str]:
 
 
 def append_results(path: Path, record: dict) -> None:
-    """Add the run's rows at the end of the side-by-side table (created above the older sections if missing)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{HEADER}"
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(SECTION))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    last = max(i for i in range(start, end) if lines[i].startswith("|"))
-    lines[last + 1:last + 1] = table_rows(record)
-    path.write_text("".join(lines), encoding="utf-8")
+    """Add the run's rows at the end of the side-by-side table (created after the older sections if missing)."""
+    _machine.append_table_rows(path, SECTION, HEADER, table_rows(record), new_section_first=False)
 
 
 def main() -> int:

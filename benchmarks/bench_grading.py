@@ -26,6 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import _machine  # noqa: E402  (benchmarks/ is the script's folder)
+
 SECTION = "## Grading a class on the real base (`bench_grading.py`)"
 HEADER = ("| date | hardware | class | jobs | sandbox | prepare s | grading s | s per notebook (max) | full marks "
           "| load avg |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -53,19 +55,6 @@ def build_class(root: Path, exercises: list[str], copies: int) -> int:
             (folder / solution.name).write_text(text, encoding="utf-8")
             n += 1
     return n
-
-
-def append_row(path: Path, row: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    if SECTION not in text:
-        first = text.index("\n## ") + 1
-        text = text[:first] + f"{SECTION}\n\n{HEADER}\n" + text[first:]
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(SECTION))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    last = max(i for i in range(start, end) if lines[i].startswith("|"))
-    lines.insert(last + 1, row)
-    path.write_text("".join(lines), encoding="utf-8")
 
 
 def main() -> int:
@@ -112,7 +101,7 @@ def main() -> int:
            f"{load:.1f}–{record['load_after']:.1f} |\n")
     print(row)
     if args.record:
-        append_row(HERE / "RESULTS.md", row)
+        _machine.append_table_rows(HERE / "RESULTS.md", SECTION, HEADER, [row], new_section_first=True)
         print("recorded in benchmarks/RESULTS.md")
     return 0 if not lost else 1
 
