@@ -165,10 +165,10 @@ def shared_env(assets: Assets, jobdir: Path) -> dict[str, str]:
     copied = assets.copy_into(jobdir)
     env = {"PERSONALAB_MODELS": str(config.models_dir())}
     if "results" in copied:
-        env["PERSONALAB_RESULTS"] = str(copied["results"]).replace(str(jobdir), sandbox.JOB)
+        env["PERSONALAB_RESULTS"] = str(copied["results"])
     if "cache" in copied:
-        env["PERSONALAB_EVAL_CACHE"] = str(copied["cache"]).replace(str(jobdir), sandbox.JOB)
-    return env
+        env["PERSONALAB_EVAL_CACHE"] = str(copied["cache"])
+    return _sandbox_paths(env, jobdir)
 
 
 def _kill_group(pid: int) -> None:
