@@ -47,11 +47,13 @@ def ensure_finetuned() -> Path:
     try:
         return finetuned_dir_from_results()
     except InputError as exc:
-        from .. import finetune
+        from .. import finetune, rates
 
-        print(f"{exc.message}.\nFine-tuning now with lesson 04's default settings (a few minutes on CPU, about a "
-              "minute on a GPU).")
         config = finetune.default_config(output_dir=str(pl_config.home() / "runs" / "finetune-fallback"))
+        estimate = rates.RATES[pl_config.detect().name].training_seconds(config.max_steps or 0)
+        print(f"{exc.message} (looked in {pl_config.home()}).\nFine-tuning now with lesson 04's default settings "
+              f"({config.max_steps} steps): {rates.fmt_minutes(estimate)} on this profile (estimated; "
+              "`personalab budget` shows the rates it assumes).")
         finetune.prepare(config)
         paths = finetune.dataset_paths()
         result = finetune.train(config, paths.train, eval_dataset=paths.eval)
