@@ -245,3 +245,42 @@ def install(repo: Path = REPO_ROOT, lock_path: Path = LOCK, runtime_list: Path =
             "session, then run this cell again: it will install nothing and continue."
         )
     return steps
+
+
+# ------------------------------------------------------------------------------------------------- Google Drive
+DRIVE_MOUNT = "/content/drive"
+#: Where on the learner's Drive the course keeps what lessons produce (lesson 04's model, results, reply cache).
+DRIVE_FOLDER = "MyDrive/persona-lab"
+
+
+def use_drive(folder: str = DRIVE_FOLDER, *, mount_point: str = DRIVE_MOUNT) -> Path | None:
+    """Keep the course's work on the learner's Google Drive, so a lesson opened later from its own badge (a new
+    runtime) finds lesson 04's model, the saved results and the reply cache.
+
+    In Colab only: mounts Drive (Colab asks the learner to allow it) and points ``PERSONALAB_HOME`` at
+    ``mount_point/folder``; base models stay on the runtime's disk (``PERSONALAB_MODELS``), they are re-made
+    quickly. Returns the folder, or None with a one-line note when not in Colab, when the learner declines, or when
+    Drive cannot be written (full, unavailable): the lesson then works in the runtime's own home and recomputes
+    what an earlier lesson would have left, saying how long that takes."""
+    from . import config
+
+    if not config.in_colab():
+        print(f"Google Drive: only in Colab; the course keeps its work in {config.home()}.")
+        return None
+    path = Path(mount_point) / folder
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+
+        drive.mount(mount_point)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".personalab-write-test"
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except Exception as exc:  # noqa: BLE001 - declined, no access, Drive full: all leave the runtime's home
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        print(f"Google Drive not used ({reason}): the course keeps its work in {config.home()} for this runtime only.")
+        return None
+    os.environ.setdefault("PERSONALAB_MODELS", str(config.models_dir()))
+    os.environ["PERSONALAB_HOME"] = str(path)
+    print(f"Google Drive: the course keeps lesson 04's model, results and reply cache in {path}.")
+    return path
