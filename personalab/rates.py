@@ -58,10 +58,10 @@ CPU_RATES = Rates(
     goal_s=12 * 60, goal="the cold course (run-course, new PERSONALAB_HOME, install not counted) in 12 minutes",
     measured={
         "decode_single": "30 tokens/s, one request at a time, SmolLM2-135M-Instruct on 2 quiet cores (measured "
-                         "2026-12-04 for this budget; bench_server_batching's 5.5 tokens/s in RESULTS.md ran beside "
-                         "a process using a whole core)",
-        "decode_batched": "97 tokens/s, 8 at a time with --continuous-batching, on the same 2 quiet cores (36.6 in "
-                          "RESULTS.md beside the busy process)",
+                         "2026-12-04 by the session that planned this budget, not yet a row of RESULTS.md, whose "
+                         "bench_server_batching ran beside a process using a whole core: 5.5 tokens/s)",
+        "decode_batched": "97 tokens/s, 8 at a time with --continuous-batching, on the same 2 quiet cores (RESULTS.md: "
+                          "36.6 beside the busy process)",
         "inprocess": "58 tokens/s: lesson 04's two base-model evaluations, 2 x 48 replies x 64 tokens in 105 s "
                      "(cold run-course 2026-12-04)",
         "step_s": "5.5 s/step: lesson 04's 24 steps in 131 s (cold run-course 2026-12-04)",
