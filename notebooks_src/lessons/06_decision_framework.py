@@ -194,5 +194,5 @@ for path in matrix.write(BUILD_DIR):
     print("wrote", path)
 
 # %% [markdown]
-# **Done.** Exercise 06 is the article's approach analysis: two cases and one of your own, checked against
-# the framework.
+# **Done.** Exercise 06 is the article's approach analysis on measured figures: two cases, your numbers
+# where you have them, and a recommendation that must follow from them and from the priorities you state.
