@@ -1,4 +1,5 @@
-"""The cost explorer in a Colab-like frontend: classic Notebook 6.5.7 with ipywidgets 7.7.1, in Chromium.
+"""The cost explorer and the persona arena in a Colab-like frontend: classic Notebook 6.5.7 with ipywidgets 7.7.1,
+in Chromium.
 
 Colab runs ipywidgets 7 in a classic-notebook frontend. The environment is a separate cached venv built by
 ``tests/ipywidgets7_env.py`` (exact pins, ``pip install --no-deps``); the first run installs it (about a minute
@@ -13,7 +14,7 @@ from pathlib import Path
 import ipywidgets7_env
 import pytest
 from browser_helpers import browser, jupyter_server, screenshot, wait_for
-from test_browser import expected
+from test_browser import arena_notebook, expected, use_arena
 
 from personalab import widgets
 
@@ -99,3 +100,29 @@ def check(page, values: dict[str, float], shot: str) -> None:
 
     wait_for(matches, 30, f"the explorer to show widgets.update({values})", page, shot)
     assert widgets.plot_alt(widgets.update(values)) == img.get_attribute("alt")
+
+
+#: The classic environment holds the frontend's packages, not the course's model stack: ``openai`` is a stub (the
+#: arena's fake targets never call it). What is tested is the arena's widgets under ipywidgets 7.
+CLASSIC_PRELUDE = "import sys, types\nsys.modules.setdefault('openai', types.ModuleType('openai'))\n"
+
+
+def test_persona_arena_in_classic_notebook_with_ipywidgets_7(tmp_path: Path) -> None:
+    python = ipywidgets7_env.ensure()
+    mine = arena_notebook(tmp_path, prelude=CLASSIC_PRELUDE)
+    with jupyter_server(tmp_path, app="notebook", python=str(python)) as server, browser() as b:
+        url, token = server.split("|")
+        page = b.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/notebooks/arena.ipynb?token={token}", wait_until="domcontentloaded")
+        wait_for(
+            lambda: page.locator("#kernel_indicator_icon.kernel_idle_icon").count() == 1,
+            90,
+            "the classic notebook's kernel",
+            page,
+            "classic-arena-kernel",
+        )
+        page.click("#celllink")
+        page.click("#run_all_cells")
+        use_arena(page, tmp_path, mine, "classic-arena")
+        assert "ipywidgets 7.7.1" in page.inner_text(".output_area"), "not the ipywidgets-7 frontend"
+        assert page.locator(".output_error").count() == 0, page.inner_text(".output_area")

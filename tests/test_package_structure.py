@@ -19,8 +19,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("errors", "io", "config", "cache", "plots", "persona", "tokens", "costs", "results", "sandbox",
         "colab", "rates"),
     1: ("models", "embedded", "server", "smollm", "backends"),
-    2: ("quality", "dataset", "finetune", "evaluate", "steering", "latency", "hybrid", "widgets", "report_figures",
-        "evidence", "decision", "report", "course", "doctor", "notebook", "budget"),
+    2: ("quality", "dataset", "finetune", "evaluate", "arena", "steering", "latency", "hybrid", "widgets",
+        "report_figures", "evidence", "decision", "report", "course", "doctor", "notebook", "budget"),
     3: ("checks", "grading", "authoring", "release"),
     4: ("commands", "cli"),
 }

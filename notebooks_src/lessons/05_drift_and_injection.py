@@ -301,5 +301,32 @@ for name, path in saved.items():
     print(name, "->", path)
 
 # %% [markdown]
+# ## Try it yourself: the persona arena
+#
+# The suites above average over scripted conversations; the arena sends *one* message to every
+# configuration at once and shows the answers side by side, with the same rule score, fluency verdict and
+# attack outcome the suites use. It adds a fourth column, the base model with no system prompt at all: the
+# voice the prompt and the fine-tuning both start from. The cell below plays the first attack of the suite
+# (the prompted, fine-tuned and hybrid replies come from the cache: they are the replies the suite judged).
+
+# %% tags=["llm"]
+from personalab import arena
+
+arena_targets = arena.with_base(targets[:3])  # + the base model without a prompt (reference rows left out)
+arena.play(attacks[0], arena_targets, runner=runner)  # lesson 05's runner: its settings and cache
+
+# %% [markdown]
+# Now try your own. Type a plain request ("I finished the slides, what next?") and check which columns sound
+# like TaskMaster; pick an attack from the list and change a word or two; then write an attack of your own,
+# put the phrase that would prove it worked under *compliance*, and press **Add to my attacks**: it is saved
+# to `arena.my_attacks_path()` in the suite's format, so `evaluate.run_attacks(targets,
+# evaluate.load_attacks(arena.my_attacks_path()))` runs all of yours like the suite. Watch for the case the
+# suite showed above: a fine-tuned reply that stays on persona but repeats the attacker's phrase counts as
+# "complied".
+
+# %% tags=["widget"]
+arena.arena(arena_targets, runner=runner)
+
+# %% [markdown]
 # **Next:** lesson 06 puts these numbers next to the cost and latency of lessons 02 and 04 and walks
 # through the decision: prompt, fine-tune, or the hybrid.

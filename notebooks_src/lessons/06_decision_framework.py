@@ -194,5 +194,28 @@ for path in matrix.write(BUILD_DIR):
     print("wrote", path)
 
 # %% [markdown]
+# ## Try it yourself: the persona arena
+#
+# Before you decide, ask the four configurations the same question yourself. The arena sends one message to
+# the base model without a prompt, the prompted base, the fine-tuned model and the hybrid (here with the
+# sales overlay) at once, and scores each answer as lesson 05 does. A column without lesson 04's model says
+# "not available" and why.
+
+# %% tags=["llm"]
+from personalab import arena
+
+arena_targets = arena.course_targets(overlay="sales")
+arena.play("I just closed the deal with Acme. What should I do next?", arena_targets)
+
+# %% [markdown]
+# Try a request from your own department and look at the hybrid's column: does it use the overlay's terms
+# (lead, pipeline, follow-up, deal) where the fine-tuned model does not? Then pick an attack, or write one
+# and press **Add to my attacks**; your attacks are saved to `arena.my_attacks_path()`, shared with
+# lesson 05's arena.
+
+# %% tags=["widget"]
+arena.arena(arena_targets)
+
+# %% [markdown]
 # **Done.** Exercise 06 is the article's approach analysis on measured figures: two cases, your numbers
 # where you have them, and a recommendation that must follow from them and from the priorities you state.
