@@ -12,9 +12,13 @@
 # `r` of 8 to 64 that is a tiny share of the parameters, the optimizer's memory shrinks with it, and the
 # result is a small **adapter** file next to an untouched base model.
 #
-# The trainer is **Unsloth** on every machine — the same calls as in Unsloth's Colab notebooks
-# (`FastLanguageModel.from_pretrained`, `get_peft_model`, `train_on_responses_only`, `save_pretrained_merged`).
-# The profile only changes the settings:
+# The trainer is **Unsloth** on every machine, and section 4 writes its recipe out call by call, in the order
+# Unsloth's Colab notebooks use: `FastLanguageModel.from_pretrained`, `FastLanguageModel.get_peft_model`, the
+# chat template applied to the data, TRL's `SFTTrainer` with an `SFTConfig`, `train_on_responses_only`,
+# `trainer.train()`, `save_pretrained`, and `FastLanguageModel.for_inference` to generate. You can copy those
+# cells into your own project. The course's helpers only measure around them (time, memory, the label check,
+# sample replies during training). The same cells run on a CPU and a GPU; the profile only changes the
+# settings they get from `config`:
 #
 # | | on a GPU (Colab T4 and up) | on a CPU (laptop, CI) |
 # | --- | --- | --- |
@@ -28,9 +32,10 @@
 # time for memory. None of the three exists on a CPU, and a 135M model does not need them.
 #
 # Plain PEFT + TRL — what Unsloth's CPU mode builds on — is the baseline the course benchmarks Unsloth against
-# (section 8), and the fallback if Unsloth cannot be installed: set `PERSONALAB_TRAINER=peft` before starting
-# the notebook; nothing else changes. The numbers below — time, memory, loss, persona rate — are measured on
-# whatever machine runs this notebook.
+# (section 8), and the fallback if Unsloth cannot be installed: with `PERSONALAB_TRAINER=peft`,
+# `result = finetune.train(config, paths.train, eval_dataset=paths.eval)` replaces the recipe cells of section 4
+# (it makes the PEFT + TRL calls inside the same measurements and saves the same files). The numbers below —
+# time, memory, loss, persona rate — are measured on whatever machine runs this notebook.
 
 # %%
 from personalab import finetune, persona, results
@@ -61,7 +66,7 @@ for m in train_examples[0]["messages"]:
 # The model should learn to *write TaskMaster's replies*, not to predict the user's messages. So the loss is
 # computed only on the assistant's tokens; every other label is set to -100, which the loss ignores. Unsloth's
 # `train_on_responses_only` trains on the text after each `<|im_start|>assistant\n` up to the next
-# `<|im_start|>user\n` and masks everything else; `train()` compares the labels it builds with the course's own
+# `<|im_start|>user\n` and masks everything else; section 4 compares the labels it builds with the course's own
 # view below, row by row. (The PEFT + TRL baseline gets the same mask from the chat template's
 # `{% generation %}` tags.)
 #
@@ -87,8 +92,9 @@ view
 # If the chat template and the data do not match, the mask is empty: the loss is 0 (or NaN), the run
 # "finishes" and the model learns nothing. It happens with a role the template does not know (`bot`,
 # `model`), with response markers of another model family, or with a `max_seq_length` that cuts off every
-# reply. `train()` checks the whole dataset before it loads the model; here the check runs on purpose on data
-# whose replies are labelled `model` instead of `assistant`:
+# reply. `finetune.check_masking` finds it in the whole dataset in about a second, before any model is loaded
+# (section 4 runs it again on the labels the trainer prepared); here it runs on purpose on data whose replies are
+# labelled `model` instead of `assistant`:
 
 # %%
 from personalab.errors import InputError
@@ -128,15 +134,185 @@ print(finetune.quality_table([before, prompted]))
 # instructions than large ones, which is one reason people fine-tune them. (On the GPU base, Qwen2.5-0.5B,
 # expect the prompted marker rate to be clearly higher.)
 #
-# ## 4. Train
+# ## 4. Train: Unsloth's recipe, call by call
 #
-# `train()` shows a progress bar with the loss, checks the masking, trains, and saves three things in its
-# output folder: the LoRA **adapter**, a **merged** model (the adapter folded into the base weights, a normal
-# checkpoint that lesson 05 serves), and `metrics.json`. It measures the eval loss before and after.
+# The cells below are the recipe. Every value comes from `config` (printed at the top), so the CPU and the GPU
+# profile run the same cells with different settings. One helper object, `run`, measures around the calls:
+# it starts the clock, sets the CPU threads, records peak memory and the loss at every step, checks the labels,
+# and at the end saves what lessons 05 and 06 read. Creating it also picks the output folder.
+
+# %%
+run = finetune.Run(config)  # the course's measurements: clock, memory, output folder
+print("trainer:", run.backend, "| output folder:", run.output_dir)
+
+# %% [markdown]
+# ### 4.1 Load the base model
+#
+# `FastLanguageModel.from_pretrained` loads the model and its tokenizer. `dtype` is float32 on a CPU and bf16
+# (fp16 on a T4) on a GPU; `load_in_4bit=True` (QLoRA) only on a GPU.
+
+# %%
+from unsloth import FastLanguageModel
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=run.model_path,  # the local copy of config.base_model
+    max_seq_length=config.max_seq_length,
+    dtype=run.dtype,
+    load_in_4bit=run.load_in_4bit,
+)
+
+# %% [markdown]
+# ### 4.2 Add the LoRA adapters
+#
+# `get_peft_model` freezes the base weights and adds the small `A` and `B` matrices to every attention and MLP
+# projection listed in `target_modules`. Only those train.
+
+# %%
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=config.r,
+    target_modules=config.target_modules,
+    lora_alpha=config.lora_alpha,
+    lora_dropout=config.lora_dropout,
+    bias="none",
+    use_gradient_checkpointing="unsloth" if config.gradient_checkpointing and run.cuda else False,
+    random_state=config.seed,
+    max_seq_length=config.max_seq_length,
+)
+model.print_trainable_parameters()
+
+# %% [markdown]
+# ### 4.3 Render the conversations with the chat template
+#
+# Unsloth trains on plain text: each conversation is rendered with the model's own chat template into one
+# `text` field. TRL appends the end-of-sequence token (`<|im_end|>`) to every text, so the template's newline
+# after the last one is dropped. The `messages` column is removed, or TRL would render the conversations a
+# second time itself.
+
+# %%
+from datasets import Dataset
+
+
+def formatting_prompts_func(batch):
+    texts = [tokenizer.apply_chat_template(convo, tokenize=False) for convo in batch["messages"]]
+    return {"text": [t.removesuffix("\n") for t in texts]}
+
+
+train_dataset = Dataset.from_list(train_examples).map(formatting_prompts_func, batched=True,
+                                                      remove_columns=["messages"])
+eval_dataset = Dataset.from_list(eval_examples).map(formatting_prompts_func, batched=True,
+                                                    remove_columns=["messages"])
+print(train_dataset[0]["text"])
+
+# %% [markdown]
+# ### 4.4 The trainer
+#
+# TRL's `SFTTrainer` with an `SFTConfig`. One optimizer step sees `per_device_train_batch_size ×
+# gradient_accumulation_steps` conversations. `run.machine_args` adds what depends on the machine: mixed
+# precision on a GPU, `use_cpu` on a CPU, and the quiet logging the course's progress bar replaces.
+#
+# Two callbacks watch the run. `run.callbacks` is the progress bar with the loss. `finetune.SampleReplies`
+# (a `transformers.TrainerCallback`) asks the model a few held-out requests, with no system prompt, before the
+# first step and every few steps, and prints each reply with "marker yes/no": you watch the persona appear.
+# Its generation time is left out of the training time.
+
+# %%
+from trl import SFTConfig, SFTTrainer
+
+samples = finetune.SampleReplies(tokenizer, finetune.held_out_prompts(3), every=max(1, config.max_steps // 4))
+trainer = SFTTrainer(
+    model=model,
+    processing_class=tokenizer,
+    train_dataset=train_dataset,
+    eval_dataset=eval_dataset,
+    callbacks=[*run.callbacks, samples],
+    args=SFTConfig(
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        warmup_steps=config.warmup_steps,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        weight_decay=config.weight_decay,
+        optim=run.optim,  # "adamw_8bit" on a GPU, "adamw_torch" on a CPU
+        seed=config.seed,
+        max_length=config.max_seq_length,
+        dataset_text_field="text",
+        packing=False,
+        logging_steps=1,
+        report_to="none",
+        output_dir=run.trainer_dir,
+        **run.machine_args,
+    ),
+)
+
+# %% [markdown]
+# ### 4.5 Train on the responses only, and check the labels
+#
+# `train_on_responses_only` sets the label of every token outside an assistant reply to -100. The two markers are
+# ChatML's, the format of both SmolLM2 and Qwen2.5. `run.check_labels` then compares the labels the trainer
+# prepared with section 2's view, row by row: with markers of another model family it stops here with the rows
+# that differ, instead of training on nothing.
+
+# %%
+from unsloth.chat_templates import train_on_responses_only
+
+instruction_part, response_part = "<|im_start|>user\n", "<|im_start|>assistant\n"
+trainer = train_on_responses_only(trainer, instruction_part=instruction_part, response_part=response_part)
+checked = run.check_labels(trainer, tokenizer, train_examples, parts=(instruction_part, response_part))
+print(f"{checked['labels_compared']} rows: the labels are exactly the replies and their <|im_end|>; "
+      f"{checked['loss_tokens']['trained_share']:.0%} of the tokens carry loss")
+
+# %% [markdown]
+# The same check by eye, as in Unsloth's notebooks: decode only the tokens of one row that carry loss:
+
+# %%
+row = trainer.train_dataset[0]
+print(tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]))
+
+# %% [markdown]
+# ### 4.6 Train
+#
+# `trainer.train()` runs the steps. `run.measure` measures the eval loss (conversations the model never trains
+# on) before and after, and the training time.
 
 # %% tags=["timing"]
-result = finetune.train(config, paths.train, eval_dataset=paths.eval)
+with run.measure(trainer):
+    trainer_stats = trainer.train()
+
+# %% [markdown]
+# ### 4.7 Save
+#
+# `save_pretrained` writes the LoRA **adapter** (a few MB) and the tokenizer. `run.finish` then writes a
+# **merged** model, the adapter folded into the base weights (Unsloth's `save_pretrained_merged(dir, tokenizer,
+# save_method="merged_16bit")`): a normal checkpoint that the local server loads in lesson 05. It also writes
+# `metrics.json` with everything measured, and returns the result.
+
+# %%
+model.save_pretrained(run.adapter_dir)
+tokenizer.save_pretrained(run.adapter_dir)
+result = run.finish(trainer, tokenizer)
 print(result)
+
+# %% [markdown]
+# ### 4.8 Ask the fine-tuned model
+#
+# `FastLanguageModel.for_inference` switches the model to generation (on a GPU, Unsloth's faster inference
+# path). No system prompt in the request:
+
+# %% tags=["llm"]
+FastLanguageModel.for_inference(model)
+messages = [{"role": "user", "content": "Add a task: water the plants on Sunday"}]
+inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                       return_dict=True).to(model.device)
+output = model.generate(**inputs, max_new_tokens=40, do_sample=False)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+# %% [markdown]
+# ### The loss curve and the numbers
+#
+# `result` holds what the run measured (the same `TrainResult` that `finetune.train` returns); the sample replies
+# printed during training are kept in `samples.history`.
 
 # %% tags=["plot"]
 ax = result.plot_loss()
@@ -149,7 +325,9 @@ print(f"eval loss (conversations not trained on): {result.eval['loss_before']:.3
 print(f"trainable parameters: {m['trainable_params']:,} of {m['total_params']:,} ({m['trainable_share']:.2%})")
 print(f"setup {m['setup_s']:.1f} s, training {m['train_s']:.1f} s ({m['time_per_step_s']:.3f} s/step, "
       f"{m['tokens_per_second']:.0f} tokens/s), peak memory {m['peak_memory_mb']:.0f} MB ({m['memory_kind']})")
-print("measured on:", m["device"])
+print("measured on:", m["device"], f"| {m['sample_s']:.1f} s of sample replies not counted as training")
+print("sample replies with a persona marker, by step:",
+      ", ".join(f"{h['step']}: {sum(h['markers'])}/{len(h['markers'])}" for h in samples.history))
 
 # %% [markdown]
 # What does a loss value mean? It is the mean negative log-probability the model gives each trained token

@@ -6,7 +6,12 @@
     after = finetune.persona_eval(*result.load())
 
 ``PERSONALAB_TRAINER=peft`` (or ``backend='peft'``) trains with plain PEFT + TRL instead of Unsloth.
+
+Lesson 04 makes Unsloth's calls itself inside a :class:`Run` (timing, memory, label checks, ``metrics.json``) with
+:class:`SampleReplies` (a ``transformers.TrainerCallback``) printing replies every few steps; ``train`` runs the same.
 """
+
+from typing import Any
 
 from .bench import Comparison, recorded_comparison
 from .config import (
@@ -43,6 +48,7 @@ from .masking import (
 )
 from .merging import merge, merge_adapter
 from .result import TrainResult, finetuned_model_dir, load_result, serve_finetuned
+from .run import Run
 from .train import train
 from .trainers import import_unsloth, prepare
 
@@ -52,6 +58,8 @@ __all__ = [
     "LLAMA_TARGETS",
     "PRESETS",
     "FinetuneConfig",
+    "Run",
+    "SampleReplies",
     "LossView",
     "TrainResult",
     "api_calls",
@@ -86,3 +94,13 @@ __all__ = [
     "training_template",
     "verify_labels",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``SampleReplies`` is built on first use: it subclasses ``transformers.TrainerCallback``, and importing
+    transformers before Unsloth would cost Unsloth its patches."""
+    if name == "SampleReplies":
+        from . import run
+
+        return run.SampleReplies
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,7 +44,7 @@ def prepare(cfg: FinetuneConfig | None = None) -> str:
     return backend
 
 
-def _drop_printer(trainer: Any) -> None:
+def drop_printer(trainer: Any) -> None:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for cb in (PrinterCallback, ProgressCallback):
@@ -117,7 +117,7 @@ def peft_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_examples: 
     trainer_cls = trl_class(SFTTrainer) if fused_head_available(cuda) else plain_loss_trainer_class()
     with _quiet_datasets(), _chat_template(tokenizer, masking.training_template(tokenizer)):
         trainer = trainer_cls(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
-    _drop_printer(trainer)
+    drop_printer(trainer)
     return trainer, tokenizer, stats
 
 
@@ -164,7 +164,7 @@ def unsloth_trainer(cfg: FinetuneConfig, base: str, examples: list, eval_example
     with _quiet_datasets():
         trainer = SFTTrainer(**C.sft_trainer_kwargs(model, args, tokenizer, train_ds, eval_ds, [meter.callback()]))
         trainer = train_on_responses_only(trainer, **C.responses_only_kwargs(*parts))
-    _drop_printer(trainer)
+    drop_printer(trainer)
     return trainer, tokenizer, stats, parts
 
 
