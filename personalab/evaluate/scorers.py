@@ -55,8 +55,10 @@ class Scorer:
         return [self.raw_score(r, u) for r, u in zip(replies, users, strict=True)]
 
     def usable(self, replies: Sequence[str]) -> list[bool]:
-        """The gate's verdict per reply (all True without a gate)."""
-        return [self.gate.ok(r) for r in replies] if self.gate is not None else [True] * len(replies)
+        """The gate's verdict per reply (all True without a gate); the gate reads them in one batch."""
+        if self.gate is None:
+            return [True] * len(replies)
+        return [v.ok for v in self.gate.check_many(replies)]
 
     def score_many(self, replies: Sequence[str], users: Sequence[str | None] | None = None) -> list[float]:
         users = list(users) if users is not None else [None] * len(replies)
