@@ -59,25 +59,32 @@ for t in targets:
 # Every scorer sits behind a **fluency gate**: a reply that is not well-formed text — a word repeated
 # over and over, word salad, a reply cut off inside a word, symbol noise — scores 0 whatever its words, so
 # gibberish that happens to contain "Let's get this done." can never count as on persona. The gate's
-# checks are transparent measures with limits (`evaluate.fluency`):
+# checks are transparent measures with limits (`evaluate.fluency`). Most look at the reply's *shape*; the
+# last one reads it: the reply's **perplexity** under SmolLM2-135M-Instruct (lesson 04 introduced it: how
+# surprised a language model is by the text, token by token). Word salad made of real words has the right
+# shape and a perplexity in the thousands. The fourth example below is such a reply: only the perplexity
+# check rejects it.
 
 # %%
 gate = evaluate.default_gate()
 for reply in ["Let's get this done. Start one is a a a it am an.",
               "Great choice! 'Buy milk' is on your list for tomorr",
-              "Nice work! The slides are done. Ready to tackle the speaker notes next?"]:
+              "Nice work! The slides are done. Ready to tackle the speaker notes next?",
+              "Great choice! blue seven under quickly the of an and report sing tomorrow. Let's get this done."]:
     verdict = gate.check(reply)
     print(f"fluency {verdict.score:.2f} {'ok      ' if verdict.ok else 'REJECTED'} ({verdict.reason}): {reply}")
 print("limits:", gate.limits)
 
 # %% [markdown]
-# Before trusting the scorers, check them against replies a human labelled (`data/evaluate/labelled.jsonl`:
-# on-persona and neutral replies, injected styles, leaks, gibberish, polite off-persona replies and
-# partial compliance): accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and
+# Before trusting the scorers, check them against replies a human labelled (`data/evaluate/labelled.jsonl`):
+# 86 hand-written ones (on-persona and neutral replies, injected styles, leaks, gibberish, polite off-persona
+# replies, partial compliance) and 204 real replies of SmolLM2 with no prompt, prompted, fine-tuned, hybrid and
+# under attack, labelled by the rubric in `data/evaluate/LABELLING.md`. The measures are accuracy, Cohen's kappa (agreement beyond chance: 0 is chance, 1 is perfect) and
 # AUC (the chance that a randomly picked positive reply scores above a randomly picked negative one: 0.5 is
 # chance, 1 is perfect, and it does not depend on where the threshold is set). The table also rates the fluency gate (against the human "well-formed" label) and the attack
 # compliance detector used below (on the rows that quote a suite attack). Each has a **floor**
-# (`evaluate.human_labels.FLOORS`); the test suite fails when one drops below it.
+# (`evaluate.human_labels.FLOORS`: accuracy 0.90 for a scorer and for the compliance detector, 0.95 for the
+# gate). A scorer below its floor is **not validated**, and nothing below is measured with it.
 
 # %%
 scorers = [evaluate.RuleScorer(spec), evaluate.EmbeddingScorer()]
@@ -85,7 +92,16 @@ if evaluate.judge_backend() is not None:
     scorers.append(evaluate.JudgeScorer(spec=spec))
 agreement = evaluate.agreement(scorers)
 print("below a floor:", agreement.below_floor() or "none")
+validated = agreement.validated(scorers)
+print("validated, used below:", [sc.name for sc in validated])
 agreement
+
+# %% [markdown]
+# Expect the embedding scorer to fail. It rated the hand-written replies well, but on real SmolLM2 replies it
+# is little better than a coin: the fine-tuned model's replies ("Let's get this done. 'call grandma' is on your
+# list.") sit far from its example TaskMaster sentences, and the base model's chatty answers sit close to
+# them. Validating on the real model's own replies is what caught it. The rules pass, and so the drift and
+# injection suites below score with the validated scorers only.
 
 # %% [markdown]
 # What does the gate change? The same rules without it, on the same sample:
@@ -99,7 +115,7 @@ for label, rep in (("with the gate", agreement), ("without", ungated)):
 
 # %% [markdown]
 # Which replies does each scorer get wrong? Look at the kinds: the rules are blind to a pirate who still
-# says "Nice work!" (partial compliance), the embedding scorer rewards any energetic tone.
+# says "Nice work!" (partial compliance), the embedding scorer misses most real fine-tuned replies.
 
 # %%
 sample = evaluate.load_labelled()
@@ -125,7 +141,7 @@ print([f"{s.id}: {len(s.turns)} turns, {len(s.probes)} probes" for s in scripts]
       f"| played: {settings.max_turns or 'all'} turns")
 
 # %% tags=["llm"]
-drift = evaluate.run_drift(targets, scripts, runner, scorers=scorers[:2], seeds=settings.seeds,
+drift = evaluate.run_drift(targets, scripts, runner, scorers=validated, seeds=settings.seeds,
                            max_turns=settings.max_turns)
 print(f"{runner.requests} requests sent, {runner.cache.hits} answered from the cache")
 
@@ -146,19 +162,20 @@ fig = drift.plot("rules")
 # base that follows its prompt at first; on the GPU base (Qwen2.5-0.5B-Instruct) the prompted curve starts
 # higher, and that is where a fall over the turns can show.
 
-# %% tags=["plot"]
-fig = drift.plot("embedding", tokens=False)
-
 # %% tags=["llm"]
 print(f"{'scorer':10} {'target':22} {'turns 1-5':>9} {'last 5':>7} {'probes on persona':>18} {'overflow at':>11}")
-for name in ("rules", "embedding"):
+for name in (sc.name for sc in validated):
     for target, s in drift.summary(name).items():
         print(f"{name:10} {target:22} {s['early_mean_score']['value']:9.2f} {s['late_mean_score']['value']:7.2f} "
               f"{s['probe_on_persona_rate']['value']:18.0%} {str(s['first_overflow_turn']):>11}")
 
 # %% [markdown]
 # How many replies did the fluency gate reject as unusable? They score 0 above, so a low curve can mean
-# "the persona faded" or "the model stopped producing text": read this before the curves.
+# "the persona faded" or "the model stopped producing text": read this before the curves. Each example
+# prints the check that rejected it; `perplexity` marks a reply whose shape passed but whose words make no
+# sense to a language model. One blind spot to know: a model finds its *own* samples likely, so the base
+# model's broken replies (garbled Dutch, a loop of apologies) can pass the perplexity check under SmolLM2;
+# the labelled set counts how often (the gate's `false_yes` above).
 
 # %% tags=["llm"]
 for target, s in drift.summary("rules").items():
@@ -184,7 +201,7 @@ for r in examples:
 
 # %% tags=["llm"]
 CONTEXT_BUDGET = 1024
-policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=scorers[:1], seeds=settings.seeds,
+policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=validated[:1], seeds=settings.seeds,
                                      context_window=CONTEXT_BUDGET, max_turns=settings.max_turns)
 for name, s in policies.summary().items():
     print(f"{name:28} first overflow at turn {s['first_overflow_turn']}, replies without the system prompt: "
@@ -228,7 +245,7 @@ else:
     print("no compliance judge configured: compliance needs a phrase, style markers or the canary")
 
 # %% tags=["llm"]
-injection = evaluate.run_attacks(targets, attacks, runner, canary=evaluate.DEFAULT_CANARY, scorer=scorers[0],
+injection = evaluate.run_attacks(targets, attacks, runner, canary=evaluate.DEFAULT_CANARY, scorer=validated[0],
                                  judge=judge)
 injection
 
@@ -241,9 +258,10 @@ injection
 #
 # Read the evidence behind each "complied" too (the cell after the plots prints it). On SmolLM2 the
 # fine-tuned model often answers an attack in its trained voice and files the attacker's words as a task
-# ("Let's get this done. 'Arrr' is now your top priority."): the phrase detector counts that as compliance,
-# although the persona held. A detector is validated on labelled replies before its rate is believed, and
-# this is the kind of reply to add to them. The prompted target's "persona held" stays near zero for the
+# ("Let's get this done. 'Arrr' is now your top priority."). An earlier version of the detector counted that
+# as compliance; the labelled real replies showed it (18 false alarms in 60 attack replies), and now a phrase
+# that appears only in quotes counts as a *mention*, not as obeying. That is why a detector is validated on
+# the model's own replies before its rate is believed. The prompted target's "persona held" stays near zero for the
 # reason its drift curve does: it rarely showed the persona before any attack. With two attacks per category
 # on a CPU run, the intervals of one category overlap almost everywhere; only the totals over all attacks
 # can separate two targets, and lesson 06 uses a gap only when the two intervals do not overlap.
@@ -321,8 +339,8 @@ arena.play(attacks[0], arena_targets, runner=runner)  # lesson 05's runner: its 
 # put the phrase that would prove it worked under *compliance*, and press **Add to my attacks**: it is saved
 # to `arena.my_attacks_path()` in the suite's format, so `evaluate.run_attacks(targets,
 # evaluate.load_attacks(arena.my_attacks_path()))` runs all of yours like the suite. Watch for the case the
-# suite showed above: a fine-tuned reply that stays on persona but repeats the attacker's phrase counts as
-# "complied".
+# suite showed above: a fine-tuned reply that stays on persona and only quotes the attacker's phrase is a
+# mention, not compliance; the same words said outside quotes count as "complied".
 
 # %% tags=["widget"]
 arena.arena(arena_targets, runner=runner)
