@@ -20,7 +20,13 @@ def phase(b: budget.Budget, lesson: str, starts: str) -> budget.Phase:
     return next(p for p in b.lesson(lesson) if p.what.startswith(starts))
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+#: Profiles whose estimate is over its goal today, with the issue that tracks it. The mark is strict: the day
+#: the estimate fits, the test fails until the profile is taken off this list.
+OVER_GOAL = {"cpu": "issue 25: the cold CPU course is over 12 min (13.4 estimated, 16.6 measured cold)"}
+
+
+@pytest.mark.parametrize("profile", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=OVER_GOAL[p]))
+                                     if p in OVER_GOAL else p for p in PROFILES])
 def test_each_profile_is_within_its_time_goal(budgets, profile):
     """The real check: the course's estimated time on the profile against its goal (cpu: the cold course in 12
     minutes; colab-gpu and gpu: the express run on a free T4 in 30 minutes, install included)."""
