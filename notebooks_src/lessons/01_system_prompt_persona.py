@@ -122,6 +122,51 @@ for name in persona.available_overlays():
     print(f"[{name}] {reply}")
 
 # %% [markdown]
+# ## Few-shot: show the persona instead of describing it
+#
+# The articles suggest a common trick: end the system prompt with a few **example exchanges** (a user
+# message and the reply the persona should give). This is **few-shot prompting**: the model sees the voice
+# instead of only reading a description of it. The examples live in `data/personas/taskmaster_examples.yaml`,
+# worded unlike the held-out requests, and `persona.with_examples(spec, n)` appends the first `n`:
+
+# %%
+few_shot = persona.with_examples(spec, 3)
+few_shot_prompt = few_shot.render()
+print(few_shot_prompt[len(system_prompt):])
+
+# %% [markdown]
+# The cell below asks the same held-out requests with the few-shot prompt (the plain prompt's replies are the
+# ones from above, so nothing is asked twice) and measures three things side by side: how many replies carry
+# a marker, how many prompt tokens each request sends (the o200k count OpenAI bills, and this model's own
+# count when it is a local checkpoint), and what 1,000 such requests would cost on gpt-4o-mini at the price
+# table's rates, with the replies the model actually gave.
+
+# %% tags=["llm"]
+from personalab import fewshot
+from personalab.steering import Comparison
+from personalab.widgets import Table
+
+prompts = {"TaskMaster prompt": system_prompt, "prompt + 3 examples": few_shot_prompt}
+shots = compare(requests, {"prompt + 3 examples": few_shot_prompt}, client=client, model=model)
+both = Comparison(requests, {"TaskMaster prompt": comparison.replies["TaskMaster prompt"], **shots.replies})
+few_shot_rows = fewshot.measure(both, prompts, spec, served_model=model)
+Table(few_shot_rows)
+
+# %% tags=["plot"]
+fewshot.plot(few_shot_rows);
+
+# %% [markdown]
+# What to look for: the token column grows by the examples' length on every request — that part is certain.
+# Whether the marker rate grows with it is what your run measured: a small model sometimes copies an
+# example's catchphrase more readily than it follows a described rule, and sometimes copies the example's
+# *content* (an invoice, train tickets) into an unrelated reply, which is worse. Read a few replies before
+# trusting the rate:
+
+# %%
+for q, reply in list(zip(requests, shots.replies["prompt + 3 examples"]))[:4]:
+    print(f"> {q}\n  {reply}\n")
+
+# %% [markdown]
 # ## Check your understanding
 #
 # Two short questions about what *your* run just measured: the right answer is whatever your numbers say.

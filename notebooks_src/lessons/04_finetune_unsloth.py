@@ -449,5 +449,40 @@ print(f"this notebook's own run ({m['device']}, {result.backend}): {m['time_per_
 # and marker rate show whether both learned the same; peak memory is the whole process, libraries included. On
 # a GPU the ratio is the reason Unsloth exists; until a GPU run is recorded, its rows say "not yet measured".
 #
+# ## 9. Swiss Army knife or scalpel: did the model lose general ability?
+#
+# The articles warn that fine-tuning turns a general model (a Swiss Army knife) into a specialist (a
+# scalpel): better at the persona, possibly worse at everything else. Section 5 checked the persona's own
+# requests. Here both models answer a few **general questions** with checkable answers — arithmetic,
+# capitals, simple facts — greedily and with no system prompt. The questions and the accepted answers
+# (regular expressions, case-insensitive) are in `data/evaluate/general.jsonl`; every answer is shown, so you
+# can check the checker.
+
+# %% tags=["llm"]
+from personalab import general
+from personalab.widgets import Table
+
+general_result = general.ask({"base": finetune.load_model(config.base_model), "fine-tuned": result.load()})
+print({label: f"{acc:.0%}" for label, acc in general_result.accuracy().items()},
+      f"on {len(general_result.questions)} questions")
+Table(general_result.rows())
+
+# %% tags=["plot"]
+general_result.plot();
+
+# %% [markdown]
+# What to look for: the two accuracies, and the questions whose mark changed (printed below). With a dozen
+# questions one changed answer moves the accuracy by about 8 points, so only a large gap says anything; a
+# small one is noise. A tiny model knows few facts to begin with, so a loss here is easy to see, and a LoRA
+# adapter trained briefly on one style changes little of what the base knew. Also read *how* the fine-tuned
+# model answers: a correct fact wrapped in "Great choice!" is the persona leaking into every reply, which is
+# what you wanted for a task app and not for a general assistant. That is the articles' point: fine-tune a
+# model for the one job it will do, and keep a general model (with a prompt) for everything else.
+
+# %%
+changed = general_result.changed()
+print("answers that changed:", changed or "none")
+
+# %% [markdown]
 # **Next:** exercise 04 — choose the LoRA hyperparameters yourself. Lesson 05 measures drift and injection on
 # the system-prompted base model, the fine-tuned model, and both together.

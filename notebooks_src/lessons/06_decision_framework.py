@@ -44,6 +44,66 @@ saved = results.save("06", "change", {k: v for k, v in change.items() if k != "r
 # What to look for: the render takes a tiny fraction of the total; almost all of it is the one request.
 # Compare it, in the matrix below, with the retraining run.
 #
+# ### What a persona change costs, both ways
+#
+# The same change on a fine-tuned persona means a new dataset, a new training run, an evaluation and a
+# redeployment. `requestlog.change_cost` puts the two side by side from the saved records: the prompt change
+# timed above, and lesson 04's recorded training time (or a note that lesson 04 has not been run).
+
+# %%
+from personalab import requestlog
+from personalab.widgets import Table
+
+Table(requestlog.change_cost(results.load("06", "change"), results.load("04", "training")))
+
+# %% [markdown]
+# The training time is only the machine's part: a changed persona also needs its dataset regenerated and
+# checked (lesson 03) and the new model evaluated (lesson 05) before it replaces the old one. A persona that
+# changes every week pays that every week; the prompt pays nothing but the request.
+#
+# ### System prompts show up in request logs
+#
+# The other side of "sent with every request": anything that logs requests — a proxy, an API gateway, the
+# provider's own logs — stores the **whole system prompt on every call**, with its rules and anything
+# confidential in it. The cell below wraps the `openai` client with an httpx event hook that keeps each
+# request body exactly as sent (what a logging proxy sees), sends two prompted requests and one request to
+# the fine-tuned model, which needs no prompt, and shows what the log holds. The requests ask for one token:
+# only their bodies matter here.
+
+# %% tags=["llm"]
+from personalab import backends, finetune
+from personalab.errors import InputError
+from personalab.persona import taskmaster
+
+log = requestlog.RequestLog()
+prompted = requestlog.logged_client(backends.client(), log)
+base_model = backends.default_model()
+persona_prompt = taskmaster().render()
+asks = ["Add a task: call the plumber tomorrow.", "I finished the slides for Friday."]
+for q in asks:
+    prompted.chat.completions.create(model=base_model, max_tokens=1, messages=[
+        {"role": "system", "content": persona_prompt}, {"role": "user", "content": q}])
+try:
+    tuned_dir = finetune.finetuned_model_dir()
+    tuned = requestlog.logged_client(backends.client("local", model_dir=tuned_dir), log)
+    tuned_model, tuned_label = backends.local_server(tuned_dir).model, "fine-tuned, no prompt"
+except InputError as err:
+    print(f"lesson 04's model is missing ({err.message}); the no-prompt request goes to the base instead")
+    tuned, tuned_model, tuned_label = prompted, base_model, "no prompt (base: lesson 04's model missing)"
+tuned.chat.completions.create(model=tuned_model, max_tokens=1, messages=[{"role": "user", "content": asks[0]}])
+labels = ["prompted 1", "prompted 2", tuned_label]
+Table(log.rows(labels), ["request", "system prompt chars in the log", "system prompt starts", "user message"])
+
+# %%
+print(f"{log.logged_bytes():,} bytes logged for {len(labels)} requests; at 1,000,000 prompted requests a month "
+      f"the log stores the persona {1_000_000:,} times: about {len(persona_prompt) * 1_000_000 / 1e9:.1f} GB of it")
+
+# %% [markdown]
+# What to look for: every prompted request carries the full persona, character for character; the
+# fine-tuned request carries none, because the persona is in the weights. That is also why a prompt can be
+# *extracted* (lesson 05's canary attacks) and a fine-tuned persona's instructions cannot be read from the
+# request — though the model's replies still show what it learned.
+#
 # ## 2. The hybrid: a fine-tuned core with department overlays
 #
 # A company wants TaskMaster everywhere, but marketing talks about campaigns, engineering about sprints,
