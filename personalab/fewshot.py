@@ -81,7 +81,7 @@ def plot(rows: list[dict[str, Any]]) -> Any:
     for ax, (key, unit) in zip(axes, panels, strict=True):
         values = [r[key] for r in rows]
         bars = ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
-        ax.bar_label(bars, labels=[f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in values], fontsize=8)
+        ax.bar_label(bars, labels=[f"{v:.3g}" if v < 10 else f"{v:.0f}" for v in values], fontsize=8)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_title(key, fontsize=10)

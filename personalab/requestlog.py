@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from .errors import InputError
+from .results import model_name
 
 
 def _start(text: str, n: int = 48) -> str:
@@ -71,6 +72,10 @@ def logged_client(client: Any, log: RequestLog, *, transport: httpx.BaseTranspor
     return client.with_options(http_client=httpx.Client(event_hooks={"request": [log.hook]}, transport=transport))
 
 
+def _origin(record: dict[str, Any]) -> str:
+    return f"{model_name(record.get('model'))} · {record.get('hardware', '?')}"
+
+
 def change_cost(prompt_change: dict[str, Any] | None, training: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Time to put a changed persona into service, both ways, from saved records (``results.load``).
 
@@ -82,7 +87,7 @@ def change_cost(prompt_change: dict[str, Any] | None, training: dict[str, Any] |
         d = prompt_change.get("data", {})
         rows.append({"approach": "edit the system prompt", "training s": 0.0,
                      "until the new voice answers, s": d.get("total_s"),
-                     "measured on": f"{prompt_change.get('model', '?')} · {prompt_change.get('hardware', '?')}",
+                     "measured on": _origin(prompt_change),
                      "note": "edit, render, one request (lesson 06)"})
     else:
         rows.append({"approach": "edit the system prompt", "training s": 0.0, "until the new voice answers, s": None,
@@ -92,7 +97,7 @@ def change_cost(prompt_change: dict[str, Any] | None, training: dict[str, Any] |
         train_s = d.get("train_s") if d.get("train_s") is not None else d.get("wall_s")
         wall = d.get("wall_s")
         rows.append({"approach": "fine-tune again", "training s": train_s, "until the new voice answers, s": wall,
-                     "measured on": f"{training.get('model', '?')} · {training.get('hardware', '?')}",
+                     "measured on": _origin(training),
                      "note": f"lesson 04's run, {d.get('train_examples', '?')} examples; plus regenerating the "
                              "dataset, evaluating and redeploying"})
     else:

@@ -159,8 +159,9 @@ fewshot.plot(few_shot_rows);
 # What to look for: the token column grows by the examples' length on every request — that part is certain.
 # Whether the marker rate grows with it is what your run measured: a small model sometimes copies an
 # example's catchphrase more readily than it follows a described rule, and sometimes copies the example's
-# *content* (an invoice, train tickets) into an unrelated reply, which is worse. Read a few replies before
-# trusting the rate:
+# *content* (an invoice, train tickets) or its whole transcript ("User: … TaskMaster: …") into an unrelated
+# reply, which is worse. A marker inside a copied example still counts as a marker, so read a few replies
+# before trusting the rate:
 
 # %%
 for q, reply in list(zip(requests, shots.replies["prompt + 3 examples"]))[:4]:

@@ -472,12 +472,14 @@ general_result.plot();
 
 # %% [markdown]
 # What to look for: the two accuracies, and the questions whose mark changed (printed below). With a dozen
-# questions one changed answer moves the accuracy by about 8 points, so only a large gap says anything; a
-# small one is noise. A tiny model knows few facts to begin with, so a loss here is easy to see, and a LoRA
-# adapter trained briefly on one style changes little of what the base knew. Also read *how* the fine-tuned
-# model answers: a correct fact wrapped in "Great choice!" is the persona leaking into every reply, which is
-# what you wanted for a task app and not for a general assistant. That is the articles' point: fine-tune a
-# model for the one job it will do, and keep a general model (with a prompt) for everything else.
+# questions one changed answer moves the accuracy by about 8 points, so only a large gap says anything. Then
+# read *how* the fine-tuned model answers. When we ran the CPU profile, it answered almost no question: it
+# opened with a catchphrase and treated the question as a task to schedule ("'capital of France' is a task
+# that requires some planning"), because every reply it was trained on was about a task. That is the
+# articles' "Swiss Army knife vs scalpel" point, measured: the persona is in every reply, wanted or not, and
+# a small model trained on one kind of conversation forgets how to hold any other. Your numbers may differ
+# (a larger base, fewer steps or a lower learning rate may lose less); whatever they show, fine-tune a model for
+# the one job it will do, and keep a general model with a prompt for everything else.
 
 # %%
 changed = general_result.changed()
