@@ -39,7 +39,9 @@ LESSON00_FIRST_REQUEST = 60
 LESSON01_FIRST_REPLY, LESSON01_SHORT_REPLY = 80, 60
 LESSON02_USAGE_CHECK = 1
 LESSON03_TEACHER_REQUESTS, LESSON03_TEACHER_TOKENS = 6, 80
+LESSON01_FEW_SHOT_EXAMPLES = 3  # persona.with_examples(spec, 3) in lesson 01
 LESSON04_SERVED_REPLY = 40
+LESSON06_LOGGED_REQUESTS = 2  # prompted requests of lesson 06's request-log demo (1 token each), + 1 fine-tuned
 LESSON05 = "05_drift_and_injection.py"
 
 
@@ -218,7 +220,7 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
 
     Assumes the local backend (no OpenAI key: every request is the machine's) and the lessons run in order in one
     ``PERSONALAB_HOME`` (later lessons find earlier replies in the cache and lesson 04's model on disk)."""
-    from . import config, evaluate, finetune, hybrid, latency, report, steering
+    from . import config, evaluate, finetune, general, hybrid, latency, report, steering
     from .dataset import Teacher, load_requests
     from .finetune import infer
 
@@ -243,6 +245,12 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
                                                                                               "temperature")}
     convs = [paper.conversation(base, s, [q], seed=0, **cmp_kw) for s in (None, system) for q in requests]  # type: ignore[arg-type]
     paper.requests("01", f"steering: {len(requests)} requests x 2 prompts", convs,
+                   max_tokens=int(cmp_kw["max_tokens"]), concurrency=int(_default(steering.compare, "concurrency")))
+    from .persona import taskmaster, with_examples
+
+    few_shot = with_examples(taskmaster(), LESSON01_FEW_SHOT_EXAMPLES).render()
+    convs = [paper.conversation(base, few_shot, [q], seed=0, **cmp_kw) for q in requests]  # type: ignore[arg-type]
+    paper.requests("01", f"few-shot: {len(requests)} requests x 1 prompt", convs,
                    max_tokens=int(cmp_kw["max_tokens"]), concurrency=int(_default(steering.compare, "concurrency")))
     paper.single("01", "edited persona and overlays", base, system,
                  ["edited", *(name for name, _ in overlays)], max_tokens=LESSON01_SHORT_REPLY)
@@ -273,6 +281,12 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
     paper.phases.append(training_phase("04", cfg.max_steps or 0, rates))
     paper.single("04", "served reply", tuned, None, ["Add a task: call the bank on Friday"],
                  max_tokens=LESSON04_SERVED_REPLY)
+    questions = general.load_questions()
+    q_prompt = 2 * sum(_count(q.question) + 2 * MESSAGE_OVERHEAD for q in questions)
+    q_gen = 2 * len(questions) * int(_default(general.ask, "max_new_tokens"))
+    paper.phases.append(Phase("04", f"general questions: {len(questions)} x base and fine-tuned (in-process)",
+                              2 * len(questions), 0, 0, q_prompt, q_gen,
+                              q_gen / rates.inprocess + q_prompt / rates.prefill))
     # 05: drift, context policies and attacks on [prompted, fine-tuned, hybrid (marketing)]
     settings = evaluate.suite_settings(quick=cpu)
     marketing = dict(overlays)["marketing"]
@@ -303,6 +317,9 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
     change = report.measure_prompt_change
     paper.single("06", "prompt change", base, f"{system}\n{_default(change, 'new_phrase')}",
                  [str(_default(change, "user"))], max_tokens=int(_default(change, "max_tokens")))
+    paper.single("06", "request log: prompted", base, system, [f"logged {i}" for i in range(LESSON06_LOGGED_REQUESTS)],
+                 max_tokens=1)
+    paper.single("06", "request log: fine-tuned", tuned, None, ["logged 0"], max_tokens=1)
     hyb_targets = [(tuned, None), *((tuned, text) for _, text in overlays)]
     quick_hybrid = cpu  # evaluate_hybrid's quick mode: on a CPU
     scripts = scripts[:1] if quick_hybrid else scripts  # drift() plays these

@@ -22,7 +22,8 @@ def phase(b: budget.Budget, lesson: str, starts: str) -> budget.Phase:
 
 #: Profiles whose estimate is over its goal today, with the issue that tracks it. The mark is strict: the day
 #: the estimate fits, the test fails until the profile is taken off this list.
-OVER_GOAL = {"cpu": "issue 25: the cold CPU course is over 12 min (13.4 estimated, 16.6 measured cold)"}
+OVER_GOAL = {"cpu": "issue 25: the cold CPU course is over 12 min (14.0 estimated with lesson 01's few-shot, 04's "
+                   "general questions and 06's request log; 16.6 measured cold before them)"}
 
 
 @pytest.mark.parametrize("profile", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=OVER_GOAL[p]))
