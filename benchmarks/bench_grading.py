@@ -42,7 +42,10 @@ def learner_copy(solution: Path) -> str:
     return nbformat.writes(nb)
 
 
-def build_class(root: Path, exercises: list[str], copies: int) -> int:
+def build_class(root: Path, exercises: list[str], copies: int, adapter: Path | None = None) -> int:
+    """``copies`` learner folders; exercise 04's learners also hand in ``adapter`` as ``adapter/``."""
+    import shutil
+
     from personalab.config import REPO_ROOT
 
     n = 0
@@ -53,6 +56,8 @@ def build_class(root: Path, exercises: list[str], copies: int) -> int:
             folder = root / f"learner{i + 1:02d}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / solution.name).write_text(text, encoding="utf-8")
+            if number == "04" and adapter is not None:
+                shutil.copytree(adapter, folder / "adapter", dirs_exist_ok=True)
             n += 1
     return n
 
@@ -64,6 +69,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=None, help="cell limit (default: per exercise)")
     parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"))
+    parser.add_argument("--adapter", type=Path, default=None,
+                        help="exercise 04: the LoRA adapter every learner hands in (default: lesson 04's, "
+                             "PERSONALAB_HOME/runs/finetune/adapter)")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
 
@@ -76,7 +84,14 @@ def main() -> int:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         root = Path(tmp) / "class"
-        n = build_class(root, exercises, args.copies)
+        adapter = args.adapter
+        if "04" in exercises and adapter is None:
+            from personalab.finetune.config import default_output_dir
+
+            adapter = default_output_dir() / "adapter"
+        if adapter is not None and not (adapter / "adapter_model.safetensors").exists():
+            parser.error(f"no adapter in {adapter}: run lesson 04 first or pass --adapter")
+        n = build_class(root, exercises, args.copies, adapter)
         t = time.monotonic()
         prepared = assets.prepare(set(exercises))
         prepare_s = time.monotonic() - t
@@ -95,8 +110,9 @@ def main() -> int:
               "notes": sorted({note for r in reports for note in r.notes})}
     print(json.dumps(record, indent=1))
     full = sum(1 for r in reports if r.points == r.max_points)
+    adapted = f", 04 with the adapter {adapter}" if adapter is not None else ""
     row = (f"| {time.strftime('%Y-%m-%d')} | {record['hardware']} | {args.copies} learners × exercise(s) "
-           f"{', '.join(exercises)} ({n} notebooks, model solutions) | {args.jobs} | {isolation.mode} | "
+           f"{', '.join(exercises)} ({n} notebooks, model solutions{adapted}) | {args.jobs} | {isolation.mode} | "
            f"{prepare_s:.0f} | {grading_s:.0f} | {sum(per) / len(per):.0f} ({max(per):.0f}) | {full} of {n} | "
            f"{load:.1f}–{record['load_after']:.1f} |\n")
     print(row)

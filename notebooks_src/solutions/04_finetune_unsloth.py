@@ -8,7 +8,8 @@
 #
 # **How the checks work.** After each step, run the `qN.check()` cell: it says what is right, what is missing
 # and how many points the step is worth. `qN.hint()` (then `qN.hint(2)`) helps when you are stuck. Your
-# instructor grades by running the notebook from top to bottom, so keep the variable names it asks for.
+# instructor grades by running the notebook from top to bottom, so keep the variable names it asks for; for this
+# exercise the grader does not run your training cell: it grades the `adapter/` folder you save in step 2.
 
 # %%
 from personalab import finetune
@@ -71,6 +72,23 @@ my_result.plot_loss();
 
 # %%
 q2.check()
+
+# %% [markdown]
+# ### Hand in your adapter
+#
+# Your instructor does not train your model again (that takes minutes per learner). The gradebook loads your
+# LoRA adapter onto the base model and measures it itself: the loss on training replies with and without it,
+# and its replies to held-out requests. This cell copies the adapter next to the notebook as `adapter/`
+# (`adapter_config.json` and `adapter_model.safetensors`, what `model.save_pretrained("adapter")` writes, about
+# 20 MB). Hand in this notebook **and** the `adapter/` folder, together in one folder. Run the cell again after
+# every training run, so the adapter matches `my_config`.
+
+# %%
+import shutil
+from pathlib import Path
+
+shutil.copytree(my_result.adapter_dir, "adapter", dirs_exist_ok=True)
+print("hand in with the notebook:", sorted(p.name for p in Path("adapter").iterdir()))
 
 # %% [markdown]
 # ## Step 3 — the persona without a prompt (q3)

@@ -8,7 +8,7 @@ from the replies and compare the requests with the held-out split themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..persona import has_marker, taskmaster
@@ -121,11 +121,18 @@ def q2(my_config: Any, my_result: Any) -> str:
     if steps != cfg["max_steps"]:
         raise Incorrect(f"the run stopped after {steps} of {cfg['max_steps']} steps")
     start, end = _tenth_means(losses)
+    return loss_verdict(start, end, what=f"{steps} steps, loss")
+
+
+def loss_verdict(start: float, end: float, *, what: str = "loss") -> str:
+    """The loss must fall by :data:`MIN_LOSS_DROP` from ``start`` to ``end`` (half credit for any fall)."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise Incorrect(f"{what}: not finite (NaN/inf): lower the learning rate")
     drop = (start - end) / start if start > 0 else 0.0
     if drop < MIN_LOSS_DROP:
-        raise Incorrect(f"the loss fell by {drop:.0%} (from {start:.3f} to {end:.3f}); it should fall by at least "
+        raise Incorrect(f"{what} fell by {drop:.0%} (from {start:.3f} to {end:.3f}); it should fall by at least "
                         f"{MIN_LOSS_DROP:.0%}: raise the learning rate or train longer", credit=0.5 if drop > 0 else 0)
-    return f"{steps} steps, loss {start:.3f} → {end:.3f} ({drop:.0%} lower)"
+    return f"{what} {start:.3f} → {end:.3f} ({drop:.0%} lower)"
 
 
 def _eval(value: Any, name: str, prompts: list[str]) -> float:
@@ -158,9 +165,17 @@ def q3(before: Any, after: Any) -> Credit | str:
     from ..finetune.infer import held_out_prompts
 
     prompts = held_out_prompts()
-    rb, ra = _eval(before, "before", prompts), _eval(after, "after", prompts)
+    _eval(before, "before", prompts)
+    _eval(after, "after", prompts)
+    return marker_verdict([str(r) for r in before["replies"]], [str(r) for r in after["replies"]])
+
+
+def marker_verdict(before: list[str], after: list[str]) -> Credit | str:
+    """q3 on two lists of replies to the same held-out requests (base model, fine-tuned), no system prompt."""
+    spec = taskmaster()
+    rb, ra = (sum(has_marker(r, spec) for r in x) / max(1, len(x)) for x in (before, after))
     gain = ra - rb
-    summary = f"marker rate without a system prompt {rb:.0%} → {ra:.0%} on {len(prompts)} held-out requests"
+    summary = f"marker rate without a system prompt {rb:.0%} → {ra:.0%} on {len(after)} held-out requests"
     if gain >= FULL_GAIN:
         return summary
     if gain >= PARTIAL_GAIN:
@@ -183,14 +198,23 @@ def q3(before: Any, after: Any) -> Credit | str:
 )
 def q4(before: Any, after: Any) -> Credit | str:
     """Recomputes fluency (perplexity under the base model) and task facts from the replies themselves."""
-    from ..finetune.infer import held_out_prompts, reply_quality
+    from ..finetune.infer import held_out_prompts
 
     prompts = held_out_prompts()
     _eval(before, "before", prompts)
     _eval(after, "after", prompts)
-    b, a = reply_quality([str(r) for r in before["replies"]]), reply_quality([str(r) for r in after["replies"]])
+    return quality_verdict([str(r) for r in before["replies"]], [str(r) for r in after["replies"]])
+
+
+def quality_verdict(before: list[str], after: list[str], score: Callable[[list[str]], Mapping[str, Any]] | None = None
+                    ) -> str:
+    """q4 on two lists of replies to the first held-out requests, in order (base model, fine-tuned); ``score``:
+    how replies are scored (default :func:`personalab.finetune.infer.reply_quality`)."""
+    if score is None:
+        from ..finetune.infer import reply_quality as score
+    b, a = score(before), score(after)
     summary = (f"fluent {b['fluent_rate']:.0%} → {a['fluent_rate']:.0%}, task facts kept {b['task_fact_rate']:.0%} "
-               f"→ {a['task_fact_rate']:.0%} on {len(prompts)} held-out requests")
+               f"→ {a['task_fact_rate']:.0%} on {len(after)} held-out requests")
     problems = []
     if a["fluent_rate"] < floor(b["fluent_rate"], MIN_FLUENT):
         problems.append("too many replies are not fluent text (word salad or loops)")

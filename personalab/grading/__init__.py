@@ -23,9 +23,10 @@ Modules, each importing only those above it: ``notebooks`` (reading a notebook, 
 ``submissions`` (finding them, which exercise each is), ``gradebook`` (each submission's report, the CSV
 gradebook, feedback, the class summary), ``scoring`` (exported values -> points), ``hidden`` (the grader's
 hidden cases), ``isolation`` (the kernel's environment, sandbox or not), ``assets`` (what exercise 05 needs,
-prepared once per run: the fine-tuned model and the suites' replies), ``worker`` (the process that runs the
-notebook, and the cells appended to it), ``run`` (``grade_one``), ``batch`` (``grade_folder``: a whole folder,
-with the model server).
+prepared once per run: the fine-tuned model and the suites' replies), ``adapter`` (exercise 04 graded from the
+learner's saved LoRA adapter: checked, measured in its own sandboxed process, judged; the grader never trains),
+``worker`` (the process that runs the notebook, and the cells appended to it), ``run`` (``grade_one``),
+``batch`` (``grade_folder``: a whole folder, with the model server).
 """
 
 from .batch import grade_folder, model_server

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import config, sandbox
 from ..checks import Exercise, Hidden, Result, load_exercise, module_name
+from . import adapter as ex04_adapter
 from .assets import SUITE_EXERCISES, Assets
 from .gradebook import Report, all_zero
 from .hidden import load_hidden
@@ -35,6 +36,10 @@ GRADING_CELL_TIMEOUT = 300
 #: ``--jobs 2``): exercise 04 trains (about 3-4 min alone, slower beside another job), exercise 05 plays the
 #: drift and injection suites. A cell limit never goes below these, so the clock does not fail a correct answer.
 EXERCISE_CELL_TIMEOUT = {"04": 1200.0, "05": 600.0}
+#: Exercises graded from a submitted adapter instead of a training run (see :mod:`personalab.grading.adapter`).
+ADAPTER_EXERCISES = frozenset({"04"})
+#: Wall-clock limit of the sandboxed process that loads one adapter and answers the sample.
+ADAPTER_EVAL_TIMEOUT = 600.0
 
 
 def cell_timeout_for(exercise: str | None, asked: float | None = None) -> float:
@@ -110,6 +115,8 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
                   f"hand in the notebook of exercise {sub.exercise} (or grade this one with --exercise {other})")
         report.results = all_zero(exercise, "error", reason)
         return report
+    if sub.exercise in ADAPTER_EXERCISES:  # graded from the saved adapter: the training cells never run
+        nb, _ = ex04_adapter.drop_training(nb)
     n_code = sum(c.get("cell_type") == "code" for c in nb.cells)
     # room for one re-run up to a cell that killed the kernel (keeps the points of the questions before it)
     limit = notebook_timeout or (2 * KERNEL_STARTUP + GRADING_CELL_TIMEOUT + cell_timeout * (2 * n_code + 1))
@@ -156,7 +163,56 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
             report.notes.append(status["note"])
         exported = read_values(values_path, nonce)
     report.results = grade_questions(exercise, exported, hidden, nb, status, report.cell_errors)
+    if sub.exercise in ADAPTER_EXERCISES:
+        my_config = exported.get("q1", {}).get("my_config")
+        verdicts = _adapter_verdicts(sub, exercise, my_config if isinstance(my_config, dict) else None, isolation)
+        report.results = [verdicts.get(r.question, r) for r in report.results]
     return report
+
+
+def _adapter_verdicts(sub: Submission, exercise: Exercise, my_config: dict[str, Any] | None,
+                      isolation: Isolation) -> dict[str, Result]:
+    """Exercise 04's questions 2-4 from the adapter next to the notebook: checked here, measured in its own
+    sandboxed process (no learner code runs there), judged here (:mod:`personalab.grading.adapter`)."""
+    from ..models import model_dir
+
+    qs = [q for q in exercise.questions if q.id in ("q2", "q3", "q4")]
+
+    def failed(reason: str) -> dict[str, Result]:
+        return {q.id: Result(q.id, 0.0, float(q.points), "error", reason) for q in qs}
+
+    base_dir = Path(model_dir(config.base_model())).resolve()
+    try:
+        info = ex04_adapter.check_adapter(ex04_adapter.adapter_folder(sub.path), base_dir)
+    except ex04_adapter.AdapterProblem as exc:
+        return failed(str(exc))
+    prompts, train = ex04_adapter.sample()
+    with tempfile.TemporaryDirectory(prefix="personalab-adapter-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="personalab-work-") as work:
+        tmpdir = Path(tmp)
+        (tmpdir / "adapter").mkdir()
+        for name in (ex04_adapter.CONFIG_FILE, ex04_adapter.WEIGHTS_FILE):
+            shutil.copyfile(ex04_adapter.adapter_folder(sub.path) / name, tmpdir / "adapter" / name)
+        env = kernel_env()
+        job: dict[str, Any] = {"base": str(base_dir), "adapter": str(tmpdir / "adapter"), "prompts": prompts,
+                               "train": train, "out": str(tmpdir / "measured.json"), "threads": 1,
+                               "status": str(tmpdir / "status.json"), "kernel_pid": str(tmpdir / "kernel.pid"),
+                               "max_new_tokens": ex04_adapter.MAX_NEW_TOKENS, "env": env}
+        if isolation.mode == "bwrap":
+            job = _sandbox_paths(job, tmpdir)
+            job["env"] = sandbox_env(env, relayed=False)
+        (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        status = _run_worker(tmpdir, job, ADAPTER_EVAL_TIMEOUT, [], workdir=Path(work), isolation=isolation,
+                             same_paths=[base_dir], flag="--adapter")
+        measured: dict[str, Any] | None = None
+        with contextlib.suppress(Exception):
+            measured = json.loads((tmpdir / "measured.json").read_text(encoding="utf-8"))
+    if not isinstance(measured, dict):
+        return failed(f"the adapter could not be evaluated: {status.get('note') or 'no result'}")
+    if measured.get("error"):
+        return failed(str(measured["error"]))
+    base, base_loss = ex04_adapter.base_reference(base_dir, prompts, train)
+    return ex04_adapter.adapter_results(exercise, measured | {"base_loss": base_loss}, base, my_config, info)
 
 
 def shared_env(assets: Assets, jobdir: Path) -> dict[str, str]:
@@ -177,7 +233,7 @@ def _kill_group(pid: int) -> None:
 
 
 def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence[Any], *, workdir: Path,
-                isolation: Isolation, same_paths: Sequence[Path] = ()) -> dict[str, Any]:
+                isolation: Isolation, same_paths: Sequence[Path] = (), flag: str = "--worker") -> dict[str, Any]:
     """Run the worker (in the sandbox when asked) and return its status; kill everything it left behind."""
     env = without_secrets(os.environ)
     env["PYTHONPATH"] = job["env"]["PYTHONPATH"]
@@ -187,7 +243,7 @@ def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence
         readonly += [(str(p.resolve()), str(p.resolve())) for p in same_paths if p.exists()]
         hide = [isolation.grader_dir] if any(isolation.grader_dir.resolve().is_relative_to(Path(src))
                                              for src, _ in readonly) else []
-        inner = [sys.executable, "-m", "personalab.grading", "--worker", f"{sandbox.JOB}/job.json"]
+        inner = [sys.executable, "-m", "personalab.grading", flag, f"{sandbox.JOB}/job.json"]
         cmd = sandbox.bwrap_command(inner, workdir=workdir, jobdir=tmpdir, relay_dir=isolation.relay_dir,
                                     readonly=readonly, hide=hide)
         group = sandbox.ResourceGroup.create(isolation.limits)
@@ -195,7 +251,7 @@ def _run_worker(tmpdir: Path, job: dict[str, Any], limit: float, cells: Sequence
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": job["env"]["PYTHONPATH"],
                "HOME": sandbox.HOME, "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONDONTWRITEBYTECODE": "1"}
     else:
-        cmd = [sys.executable, "-m", "personalab.grading", "--worker", str(tmpdir / "job.json")]
+        cmd = [sys.executable, "-m", "personalab.grading", flag, str(tmpdir / "job.json")]
     kernel_pid = tmpdir / "kernel.pid"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:

@@ -191,5 +191,9 @@ def main(argv: Sequence[str]) -> int:
     """``--worker JOB``: run the job at ``JOB`` (the grader starts this; see :func:`personalab.grading.grade_one`)."""
     if len(argv) == 2 and argv[0] == "--worker":
         return work(argv[1])
+    if len(argv) == 2 and argv[0] == "--adapter":  # exercise 04: measure a submitted adapter (no learner code)
+        from .adapter import work as adapter_work
+
+        return adapter_work(argv[1])
     print("usage: personalab grade SUBMISSIONS_DIR --out grades.csv", file=sys.stderr)
     return 2
