@@ -156,6 +156,11 @@ def test_the_training_cells_never_run():
     nb, dropped = ad.drop_training(nbformat.v4.new_notebook(cells=cells))
     assert [c.source for c in nb.cells if c.cell_type == "code"] == [cells[0].source, cells[2].source]
     assert dropped == [1, 4, 5] and nb.cells[-1].cell_type == "markdown"
+    together = nbformat.v4.new_notebook(cells=[cells[0], nbformat.v4.new_code_cell(
+        "my_config = finetune.default_config(r=16)\nmy_result = finetune.train(my_config)")])
+    _, dropped = ad.drop_training(together)
+    assert "define it in a cell of its own" in ad.skipped_definition(together, dropped, "my_config")
+    assert ad.skipped_definition(nbformat.v4.new_notebook(cells=cells), [1, 4, 5], "my_config") is None
 
 
 def _marked(n: int, marked: int) -> list[str]:

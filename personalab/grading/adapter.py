@@ -338,5 +338,18 @@ def drop_training(nb: Any) -> tuple[Any, list[int]]:
     return out, dropped
 
 
+def skipped_definition(nb: Any, dropped: Sequence[int], name: str) -> str | None:
+    """Why ``name`` is undefined when only a cell the grader skipped (see :func:`drop_training`) defines it."""
+    from .notebooks import cell_label, defined_names
+
+    cells = [i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code" and name in defined_names(c.source)]
+    if not cells or not set(cells) <= set(dropped):
+        return None
+    return (f"`{name}` is defined only in {cell_label(nb.cells, cells[0])}, which trains or calls persona_eval: the "
+            "grader does not run those cells (it grades your saved adapter instead), so define it in a cell of its "
+            "own before training, as the exercise does")
+
+
 __all__ = ["ADAPTER_DIR", "MAX_ADAPTER_MB", "SAMPLE_REQUESTS", "AdapterProblem", "adapter_folder",
-           "adapter_results", "base_reference", "check_adapter", "drop_training", "evaluate_adapter", "sample"]
+           "adapter_results", "base_reference", "check_adapter", "drop_training", "evaluate_adapter", "sample",
+           "skipped_definition"]

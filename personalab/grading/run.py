@@ -115,8 +115,9 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
                   f"hand in the notebook of exercise {sub.exercise} (or grade this one with --exercise {other})")
         report.results = all_zero(exercise, "error", reason)
         return report
+    original, skipped = nb, []
     if sub.exercise in ADAPTER_EXERCISES:  # graded from the saved adapter: the training cells never run
-        nb, _ = ex04_adapter.drop_training(nb)
+        nb, skipped = ex04_adapter.drop_training(nb)
     n_code = sum(c.get("cell_type") == "code" for c in nb.cells)
     # room for one re-run up to a cell that killed the kernel (keeps the points of the questions before it)
     limit = notebook_timeout or (2 * KERNEL_STARTUP + GRADING_CELL_TIMEOUT + cell_timeout * (2 * n_code + 1))
@@ -167,6 +168,10 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
         my_config = exported.get("q1", {}).get("my_config")
         verdicts = _adapter_verdicts(sub, exercise, my_config if isinstance(my_config, dict) else None, isolation)
         report.results = [verdicts.get(r.question, r) for r in report.results]
+        why = ex04_adapter.skipped_definition(original, skipped, "my_config")
+        if why:
+            report.results = [Result(r.question, 0.0, r.max_points, "error", why) if r.question == "q1" and
+                              r.points < r.max_points else r for r in report.results]
     return report
 
 
