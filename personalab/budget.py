@@ -39,7 +39,7 @@ LESSON00_FIRST_REQUEST = 60
 LESSON01_FIRST_REPLY, LESSON01_SHORT_REPLY = 80, 60
 LESSON02_USAGE_CHECK = 1
 LESSON03_TEACHER_REQUESTS, LESSON03_TEACHER_TOKENS = 6, 80
-LESSON01_FEW_SHOT_EXAMPLES = 3  # persona.with_examples(spec, 3) in lesson 01
+LESSON01_FEW_SHOT_EXAMPLES = 3  # fewshot.with_examples(spec, 3) in lesson 01
 LESSON04_SERVED_REPLY = 40
 LESSON06_LOGGED_REQUESTS = 2  # prompted requests of lesson 06's request-log demo (1 token each), + 1 fine-tuned
 LESSON05 = "05_drift_and_injection.py"
@@ -246,7 +246,8 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
     convs = [paper.conversation(base, s, [q], seed=0, **cmp_kw) for s in (None, system) for q in requests]  # type: ignore[arg-type]
     paper.requests("01", f"steering: {len(requests)} requests x 2 prompts", convs,
                    max_tokens=int(cmp_kw["max_tokens"]), concurrency=int(_default(steering.compare, "concurrency")))
-    from .persona import taskmaster, with_examples
+    from .fewshot import with_examples
+    from .persona import taskmaster
 
     few_shot = with_examples(taskmaster(), LESSON01_FEW_SHOT_EXAMPLES).render()
     convs = [paper.conversation(base, few_shot, [q], seed=0, **cmp_kw) for q in requests]  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import InputError
 from .io import load_yaml_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -89,30 +88,6 @@ def load_overlay(path_or_name: str | Path) -> Overlay:
 
 def taskmaster() -> PersonaSpec:
     return load_persona(PERSONAS_DIR / "taskmaster.yaml")
-
-
-EXAMPLES_FILE = PERSONAS_DIR / "taskmaster_examples.yaml"
-
-
-class ExampleSet(_Strict):
-    examples: list[Example] = Field(min_length=1)
-
-
-def load_examples(path: str | Path = EXAMPLES_FILE) -> list[Example]:
-    """Example exchanges for a few-shot prompt; a bad file names the file, line and field."""
-    return load_yaml_model(path, ExampleSet, fix="compare with data/personas/taskmaster_examples.yaml").examples
-
-
-def with_examples(spec: PersonaSpec, n: int, examples: list[Example] | None = None) -> PersonaSpec:
-    """A copy of ``spec`` whose prompt ends with its own examples plus the first ``n`` of ``examples``
-    (default: the file of example exchanges): the few-shot prompt."""
-    pool = load_examples() if examples is None else examples
-    if not 0 <= n <= len(pool):
-        raise InputError(f"n={n} examples asked for, but {len(pool)} are available",
-                         fix=f"choose n between 0 and {len(pool)}, or add examples to {EXAMPLES_FILE.name}")
-    out = spec.model_copy(deep=True)
-    out.examples = [*out.examples, *pool[:n]]
-    return out
 
 
 def available_overlays() -> list[str]:

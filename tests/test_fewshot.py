@@ -1,4 +1,4 @@
-"""Few-shot prompts (lesson 01): the examples file, persona.with_examples and fewshot.measure, no server."""
+"""Few-shot prompts (lesson 01): the examples file, fewshot.with_examples and fewshot.measure, no server."""
 
 import pytest
 
@@ -8,7 +8,7 @@ from personalab.steering import Comparison, heldout_requests
 
 
 def test_examples_file_loads_and_avoids_the_heldout_requests():
-    examples = persona.load_examples()
+    examples = fewshot.load_examples()
     assert len(examples) >= 3
     held = {q.lower() for q in heldout_requests()}
     assert not any(ex.user.lower() in held for ex in examples)
@@ -17,32 +17,32 @@ def test_examples_file_loads_and_avoids_the_heldout_requests():
 def test_with_examples_appends_n_examples_and_leaves_the_spec_alone():
     spec = persona.taskmaster()
     plain = spec.render()
-    shot = persona.with_examples(spec, 2)
+    shot = fewshot.with_examples(spec, 2)
     text = shot.render()
-    first, second, third = persona.load_examples()[:3]
+    first, second, third = fewshot.load_examples()[:3]
     assert text.startswith(plain) and first.assistant in text and second.user in text and third.user not in text
     assert spec.render() == plain and spec.examples == []
-    assert persona.with_examples(spec, 0).render() == plain
+    assert fewshot.with_examples(spec, 0).render() == plain
 
 
 @pytest.mark.parametrize("n", [-1, 99])
 def test_with_examples_rejects_an_impossible_n(n):
     with pytest.raises(InputError, match="examples asked for"):
-        persona.with_examples(persona.taskmaster(), n)
+        fewshot.with_examples(persona.taskmaster(), n)
 
 
 def test_bad_examples_file_names_the_field(tmp_path):
     bad = tmp_path / "ex.yaml"
     bad.write_text("examples:\n  - user: hi\n    asistant: typo\n")
     with pytest.raises(InputError) as err:
-        persona.load_examples(bad)
+        fewshot.load_examples(bad)
     assert "ex.yaml" in str(err.value) and "examples.0" in str(err.value)
 
 
 def test_measure_counts_markers_tokens_and_cost():
     spec = persona.taskmaster()
     plain = spec.render()
-    shot = persona.with_examples(spec, 3).render()
+    shot = fewshot.with_examples(spec, 3).render()
     requests = ["Add milk to my list.", "I finished the report."]
     replies = {"plain": ["Added milk.", "Good."], "few-shot": ["Nice work! Milk added.", "Great choice! Done."]}
     rows = fewshot.measure(Comparison(requests, replies), {"plain": plain, "few-shot": shot}, spec)
@@ -68,7 +68,7 @@ def test_measure_needs_a_prompt_for_every_label():
 def test_plot_has_three_panels():
     spec = persona.taskmaster()
     rows = fewshot.measure(Comparison(["a"], {"plain": ["Nice work!"], "few-shot": ["ok"]}),
-                           {"plain": spec.render(), "few-shot": persona.with_examples(spec, 2).render()}, spec)
+                           {"plain": spec.render(), "few-shot": fewshot.with_examples(spec, 2).render()}, spec)
     fig = fewshot.plot(rows)
     assert len(fig.axes) == 3
     import matplotlib.pyplot as plt

@@ -127,10 +127,12 @@ for name in persona.available_overlays():
 # The articles suggest a common trick: end the system prompt with a few **example exchanges** (a user
 # message and the reply the persona should give). This is **few-shot prompting**: the model sees the voice
 # instead of only reading a description of it. The examples live in `data/personas/taskmaster_examples.yaml`,
-# worded unlike the held-out requests, and `persona.with_examples(spec, n)` appends the first `n`:
+# worded unlike the held-out requests, and `fewshot.with_examples(spec, n)` appends the first `n`:
 
 # %%
-few_shot = persona.with_examples(spec, 3)
+from personalab import fewshot
+
+few_shot = fewshot.with_examples(spec, 3)
 few_shot_prompt = few_shot.render()
 print(few_shot_prompt[len(system_prompt):])
 
@@ -142,7 +144,6 @@ print(few_shot_prompt[len(system_prompt):])
 # table's rates, with the replies the model actually gave.
 
 # %% tags=["llm"]
-from personalab import fewshot
 from personalab.steering import Comparison
 from personalab.widgets import Table
 
