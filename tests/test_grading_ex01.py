@@ -65,10 +65,12 @@ def test_exercises_run_as_is_fail_every_check_without_crashing(tmp_path, fake_ll
         # a cell with only a check call must never raise (one that also holds a placeholder may)
         check_cells = {i for i, c in enumerate(nb.cells) if ".check()" in c.source or ".progress()" in c.source}
         assert check_cells and not (check_cells - placeholders) & raised, "a check cell raised"
-        # and every placeholder that runs code at top level raises its clear NotImplementedError
-        top_level = {i for i in placeholders if any(line.startswith("raise NotImplementedError")
-                                                     for line in nb.cells[i].source.splitlines())}
-        assert top_level <= raised
+        # and every placeholder that runs code at top level raises its clear NotImplementedError, unless the
+        # grader skips its cell (exercise 04's training and generation: graded from the adapter instead)
+        skipped = set(grading.adapter.drop_training(nb)[1]) if rep.submission.exercise == "04" else set()
+        top_level = {i for i in placeholders - skipped if any(line.startswith("raise NotImplementedError")
+                                                               for line in nb.cells[i].source.splitlines())}
+        assert top_level <= raised, (rep.submission.path.name, top_level, raised)
 
 
 def test_bad_submission_corpus_is_graded_exactly(tmp_path, fake_llm):

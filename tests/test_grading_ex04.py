@@ -249,5 +249,20 @@ def test_the_solution_with_its_adapter_gets_full_marks_without_training(tmp_path
     assert [(r.question, r.points) for r in alice.results] == [("q1", 1), ("q2", 2), ("q3", 3), ("q4", 2)], \
         [r.reason for r in alice.results]
     assert bob.results[0].points == 1 and all(r.points == 0 and "no `adapter/` folder" in r.reason
-                                              for r in bob.results[1:])
+                                              and r.status == "not-attempted" for r in bob.results[1:])
     assert alice.seconds < 300
+
+
+def test_cell_errors_are_numbered_as_in_the_learners_notebook():
+    from personalab.grading.run import _original_cells
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("persona_eval()"),
+                                         nbformat.v4.new_markdown_cell("text"),
+                                         nbformat.v4.new_code_cell("raise NotImplementedError"),
+                                         nbformat.v4.new_code_cell("train(cfg)")])
+    trimmed, skipped = ad.drop_training(nb)
+    assert skipped == [1, 4] and len(trimmed.cells) == 3
+    assert _original_cells([{"cell": 2, "ename": "NotImplementedError"}], nb, skipped) == [
+        {"cell": 3, "ename": "NotImplementedError"}]
+    assert _original_cells([{"cell": 1}], nb, []) == [{"cell": 1}]

@@ -164,6 +164,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
             report.notes.append(status["note"])
         exported = read_values(values_path, nonce)
     report.results = grade_questions(exercise, exported, hidden, nb, status, report.cell_errors)
+    report.cell_errors = _original_cells(report.cell_errors, original, skipped)  # numbered as the learner's cells
     if sub.exercise in ADAPTER_EXERCISES:
         my_config = exported.get("q1", {}).get("my_config")
         verdicts = _adapter_verdicts(sub, exercise, my_config if isinstance(my_config, dict) else None, isolation)
@@ -175,6 +176,16 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
     return report
 
 
+def _original_cells(errors: list[dict[str, Any]], original: Any, skipped: list[int]) -> list[dict[str, Any]]:
+    """Cell errors numbered as in the learner's notebook, not in the copy the grader ran without the skipped
+    (training) code cells."""
+    if not skipped:
+        return errors
+    ran = [i for i, c in enumerate(original.cells) if not (i in skipped and c.get("cell_type") == "code")]
+    return [dict(e, cell=ran[e["cell"]]) if isinstance(e.get("cell"), int) and 0 <= e["cell"] < len(ran) else e
+            for e in errors]
+
+
 def _adapter_verdicts(sub: Submission, exercise: Exercise, my_config: dict[str, Any] | None,
                       isolation: Isolation) -> dict[str, Result]:
     """Exercise 04's questions 2-4 from the adapter next to the notebook: checked here, measured in its own
@@ -183,14 +194,15 @@ def _adapter_verdicts(sub: Submission, exercise: Exercise, my_config: dict[str, 
 
     qs = [q for q in exercise.questions if q.id in ("q2", "q3", "q4")]
 
-    def failed(reason: str) -> dict[str, Result]:
-        return {q.id: Result(q.id, 0.0, float(q.points), "error", reason) for q in qs}
+    def failed(reason: str, status: str = "error") -> dict[str, Result]:
+        return {q.id: Result(q.id, 0.0, float(q.points), status, reason) for q in qs}
 
     base_dir = Path(model_dir(config.base_model())).resolve()
+    folder = ex04_adapter.adapter_folder(sub.path)
     try:
-        info = ex04_adapter.check_adapter(ex04_adapter.adapter_folder(sub.path), base_dir)
-    except ex04_adapter.AdapterProblem as exc:
-        return failed(str(exc))
+        info = ex04_adapter.check_adapter(folder, base_dir)
+    except ex04_adapter.AdapterProblem as exc:  # no folder at all: nothing handed in, so not attempted
+        return failed(str(exc), "error" if folder.exists() else "not-attempted")
     prompts, train = ex04_adapter.sample()
     with tempfile.TemporaryDirectory(prefix="personalab-adapter-") as tmp, \
             tempfile.TemporaryDirectory(prefix="personalab-work-") as work:
