@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from . import config
-from .errors import ServerError
+from .errors import ServerError, SettingError
 
 HOST = "127.0.0.1"
 
@@ -50,6 +50,20 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
+def default_threads(cpus: int | None = None) -> int:
+    """Threads for one server: half the cores. The course runs up to two servers at once (the base model and the
+    fine-tuned one, lesson 05's targets), and two servers of 2 threads each on 2 cores fight over them: lesson 05's
+    drift conversations took 2.5x longer than with 1 thread each (``benchmarks/bench_server_threads.py``). One
+    server alone answers as fast with 1 thread as with 2 on this 135M model. ``PERSONALAB_SERVER_THREADS`` overrides."""
+    override = os.environ.get("PERSONALAB_SERVER_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise SettingError(f"PERSONALAB_SERVER_THREADS={override!r} is not a positive whole number",
+                               fix="unset it, or set it to the threads each local server may use, e.g. 1")
+        return int(override)
+    return max(1, (cpus or os.cpu_count() or 1) // 2)
+
+
 def server_env(threads: int | None = None) -> dict[str, str]:
     """Environment for an offline ``transformers serve``: own HF_HOME with a hub folder, no Hub access."""
     env = dict(os.environ)
@@ -60,7 +74,7 @@ def server_env(threads: int | None = None) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1",
-        OMP_NUM_THREADS=str(threads or min(2, os.cpu_count() or 1)),
+        OMP_NUM_THREADS=str(threads or default_threads()),
         TOKENIZERS_PARALLELISM="false",
     )
     return env
