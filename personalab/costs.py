@@ -13,6 +13,8 @@ its date and source). The model:
   of ``dataset tokens x epochs x training price``.
 * **self-hosted** serving costs GPU time: ``prompt tokens / prefill tokens/s + output tokens / decode
   tokens/s`` per request at a $/GPU-hour, optionally with a monthly minimum (an always-on GPU).
+* **distillation**: the self-hosted model is a *small* model fine-tuned on replies that the prompted large
+  model wrote; its one-time cost is those replies plus the GPU hours of training (:class:`Distillation`).
 
 Every plan is ``monthly(V) = max(minimum, fixed + per_request * V) + one_time / months`` for ``V``
 requests a month, so the break-even volume between two plans has a closed form (:func:`break_even`).
@@ -363,6 +365,36 @@ class SelfHosted:
         return prefill + t.output / self.output_tokens_per_second
 
 
+# --------------------------------------------------------------------------------------------- distillation
+@dataclass(frozen=True)
+class Distillation:
+    """Replacing a prompted large API model with a fine-tuned small self-hosted one (distillation).
+
+    The large model (the *teacher*), called with the persona prompt, writes the replies of ``examples``
+    training requests; a small model (the *student*) is fine-tuned on them for ``training_gpu_hours`` on the
+    self-hosted GPU, and then serves without a prompt. The one-time cost is the teacher's replies plus the
+    training hours (:func:`distillation_cost`); both numbers are assumptions until you measure them.
+    """
+
+    examples: int = 2000
+    training_gpu_hours: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.examples, bool) or not isinstance(self.examples, int) or self.examples < 0:
+            raise InputError(f"examples must be a whole number >= 0, got {self.examples!r}", field="examples")
+        _positive(self.training_gpu_hours, "training_gpu_hours")
+
+
+def distillation_cost(
+    d: Distillation, w: Workload, teacher: Rates, gpu_hour: float, *, caching: Caching = NO_CACHE
+) -> float:
+    """One-time US dollars to distil the persona: the teacher answers ``d.examples`` requests of workload ``w``
+    with the persona prompt (each priced as an average prompted request), plus ``d.training_gpu_hours`` x
+    ``gpu_hour`` of fine-tuning."""
+    data = d.examples * per_request_cost(w, teacher, caching=caching)
+    return data + gpu_training_cost(d.training_gpu_hours, gpu_hour)
+
+
 # --------------------------------------------------------------------------------------------- plans
 @dataclass(frozen=True)
 class Plan:
@@ -538,6 +570,9 @@ class Scenario:
     training_cost: float | None = None  # overrides training_tokens x epochs x price when given
     months: float = 12  # horizon over which one-time costs are spread
     self_hosted: SelfHosted | None = None
+    # set with self_hosted: the self-hosted model is a small one distilled from ``model`` (teacher data + GPU
+    # hours as its one-time cost) instead of a copy of ``model`` trained at the API's training price
+    distillation: Distillation | None = None
 
     @property
     def workload(self) -> Workload:
@@ -590,10 +625,18 @@ def compare(s: Scenario, prices: PriceTable | None = None) -> Comparison:
         "fine-tuned": conversation_tokens(w, finetuned=True, caching=caching),
     }
     evens = [break_even(prompt, ft, months=s.months)]
-    if s.self_hosted is not None:
-        sh = self_hosted_plan(
-            f"fine-tuned ({s.self_hosted.label})", w, s.self_hosted, caching=caching, one_time=one_time
+    if s.distillation is not None and s.self_hosted is None:
+        raise InputError(
+            "distillation needs a self-hosted model to distil into",
+            field="self_hosted",
+            fix="give the small model's GPU price and throughput (SelfHosted), or leave distillation out",
         )
+    if s.self_hosted is not None:
+        name, sh_one_time = f"fine-tuned ({s.self_hosted.label})", one_time
+        if s.distillation is not None:
+            name = f"distilled small model ({s.self_hosted.label})"
+            sh_one_time = distillation_cost(s.distillation, w, base_rates, s.self_hosted.gpu_hour, caching=caching)
+        sh = self_hosted_plan(name, w, s.self_hosted, caching=caching, one_time=sh_one_time)
         plans.append(sh)
         evens.append(break_even(prompt, sh, months=s.months))
     return Comparison(s, tuple(plans), tuple(evens), tokens)

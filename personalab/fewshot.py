@@ -1,7 +1,8 @@
 """Few-shot examples in the system prompt against the plain prompt: markers, prompt tokens and cost.
 
 Lesson 01 asks the same held-out requests under both prompts (``steering.compare``); this module turns the
-replies into one row per prompt: how many replies carry a marker, how many prompt tokens each request
+replies into one row per prompt: how many replies carry a marker (with a 95 % Wilson interval: a dozen
+replies measure a rate only roughly), how many prompt tokens each request
 sends (OpenAI's o200k count, and the local model's own when its folder is given) and what 1,000 such
 requests cost at the price table's rates.
 """
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from . import costs, tokens
 from .errors import InputError
+from .general import count_summary, wilson_interval
 from .io import load_yaml_model
 from .persona import PERSONAS_DIR, Example, PersonaSpec, _Strict, has_marker
 from .steering import Comparison
@@ -78,9 +80,14 @@ def measure(
         prompt_toks = [tokens.count_messages(m, priced_model) for m in sent]
         reply_toks = [tokens.count_text(r, priced_model) for r in replies]
         per_request = [costs.request_cost(p, r, rates) for p, r in zip(prompt_toks, reply_toks, strict=True)]
+        marked = sum(has_marker(r, spec) for r in replies)
+        low, high = wilson_interval(marked, len(replies))
         row: dict[str, Any] = {
             "prompt": label,
-            "marker rate": sum(has_marker(r, spec) for r in replies) / len(replies),
+            "marker rate": marked / len(replies),
+            "replies with a marker": count_summary(marked, len(replies)),
+            "marker low": low,
+            "marker high": high,
             f"prompt tokens ({priced_model})": _mean(prompt_toks),
         }
         if served_model is not None and Path(served_model).is_dir():
@@ -90,6 +97,12 @@ def measure(
         row["n"] = len(replies)
         rows.append(row)
     return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """One line per prompt: 'prompt + 3 examples: 4 of 12 (33 %, 95 % interval 14-61 %) replies with a marker'."""
+    width = max((len(r["prompt"]) for r in rows), default=0)
+    return "\n".join(f"{r['prompt']:{width}}: {r['replies with a marker']} replies with a marker" for r in rows)
 
 
 def plot(rows: list[dict[str, Any]]) -> Any:
@@ -107,14 +120,19 @@ def plot(rows: list[dict[str, Any]]) -> Any:
     labels = [r["prompt"] for r in rows]
     for ax, (key, unit) in zip(axes, panels, strict=True):
         values = [r[key] for r in rows]
-        bars = ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+        errors = None
+        if key == "marker rate" and all("marker low" in r for r in rows):  # the 95 % Wilson interval
+            errors = [[r[key] - r["marker low"] for r in rows], [r["marker high"] - r[key] for r in rows]]
+        bars = ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))], yerr=errors,
+                      capsize=4, error_kw={"linewidth": 1})
         ax.bar_label(bars, labels=[f"{v:.3g}" if v < 10 else f"{v:.0f}" for v in values], fontsize=8)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_title(key, fontsize=10)
         ax.set_ylabel(unit, fontsize=9)
         if key == "marker rate":
-            ax.set_ylim(0, 1.05)
+            ax.set_ylim(0, 1.1)
+            ax.set_ylabel("share with a marker, 95 % interval", fontsize=9)
     fig.suptitle(f"plain prompt vs few-shot prompt, {rows[0]['n']} held-out requests each", fontsize=10)
     fig.tight_layout()
     return plain_text(fig)

@@ -1,4 +1,5 @@
-"""Cost explorer: sliders for volume, token sizes, turns, caching, fine-tuned prices, training and self-hosting.
+"""Cost explorer: sliders for volume, token sizes, turns, caching, fine-tuned prices, training, self-hosting and
+distillation (a prompted large API model against a small self-hosted model fine-tuned on its replies).
 
 All arithmetic is in :mod:`personalab.costs`. :func:`update` turns the widgets' values into a
 :class:`View` (the comparison, an HTML summary and the cost-vs-volume curves) and is a plain function,
@@ -34,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "output_tokens_per_second": 400.0,
     "prompt_tokens_per_second": 4000.0,
     "always_on": True,
+    "distill": False,
+    "distill_examples": 2000,
+    "training_gpu_hours": 1.0,
 }
 
 
@@ -68,6 +72,10 @@ def scenario_from(values: dict[str, Any], prices: costs.PriceTable) -> costs.Sce
             min_hours_per_month=costs.HOURS_PER_MONTH if v["always_on"] else 0.0,
             label=f"self-hosted {v['gpu']}",
         )
+    distillation = None
+    if v["self_hosted"] and v["distill"]:
+        distillation = costs.Distillation(examples=int(v["distill_examples"]),
+                                          training_gpu_hours=float(v["training_gpu_hours"]))
     return costs.Scenario(
         model=v["model"],
         requests_per_month=float(v["requests_per_month"]),
@@ -81,6 +89,7 @@ def scenario_from(values: dict[str, Any], prices: costs.PriceTable) -> costs.Sce
         epochs=int(v["epochs"]),
         months=float(v["months"]),
         self_hosted=sh,
+        distillation=distillation,
     )
 
 
@@ -104,6 +113,13 @@ def update(values: dict[str, Any], prices: costs.PriceTable | None = None) -> Vi
         view.error = str(exc)
         view.html = f"<pre style='color:#b00'>{html.escape(view.error)}</pre>"
         return view
+    return view_of(cmp, view)
+
+
+def view_of(cmp: costs.Comparison, view: View | None = None) -> View:
+    """The explorer's view of a comparison made with :func:`costs.compare` (for :func:`plot` in a lesson)."""
+    s = cmp.scenario
+    view = view or View(values={})
     view.comparison = cmp
     view.volumes = volume_grid(s.requests_per_month, [b.volume or 0 for b in cmp.break_evens])
     view.curves = {p.name: [p.monthly(v, s.months) for v in view.volumes] for p in cmp.plans}
@@ -130,6 +146,13 @@ def summary_html(cmp: costs.Comparison) -> str:
         f"({t['system prompt'].cached:,.0f} cached) + {t['system prompt'].output:,.0f} out; fine-tuned "
         f"{t['fine-tuned'].input:,.0f} in + {t['fine-tuned'].output:,.0f} out.</p>"
     )
+    if s.distillation is not None and s.self_hosted is not None:
+        d, sh = s.distillation, s.self_hosted
+        conv += (
+            f"<p>Distillation (assumptions, edit them): {s.model} with the persona prompt writes "
+            f"{d.examples:,} training replies, the small model trains {d.training_gpu_hours:g} GPU-hour(s) at "
+            f"${costs.fmt_usd(sh.gpu_hour)}/hour and serves {sh.output_tokens_per_second:g} output tokens/s.</p>"
+        )
     evens = "".join(f"<li>{html.escape(b.reason)}</li>" for b in cmp.break_evens)
     return f"<table>{head}{body}</table>{conv}<ul>{evens}</ul>"
 
@@ -183,7 +206,10 @@ def plot(view: View, ax: Any = None) -> Any:
     plots.plain_log_ticks(ax)
     ax.set_xlabel("requests per month")
     ax.set_ylabel(f"US$ per month (one-time costs over {s.months:g} months)")
-    ax.set_title(f"{s.model}: system prompt vs fine-tuned", fontsize=10)
+    title = f"{s.model}: system prompt vs fine-tuned"
+    if s.distillation is not None:
+        title = f"{s.model} with the persona prompt vs a distilled small model"
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     return plots.plain_text(fig if fig is not None else ax.figure)
@@ -350,6 +376,13 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
             value=v["prompt_tokens_per_second"], description="prompt tokens/s (measured)", style=style
         ),
         "always_on": w.Checkbox(value=v["always_on"], description="GPU always on (730 h/month)"),
+        "distill": w.Checkbox(value=v["distill"], description="distilled small model"),
+        "distill_examples": w.IntText(
+            value=v["distill_examples"], description="teacher-written examples", style=style
+        ),
+        "training_gpu_hours": w.FloatText(
+            value=v["training_gpu_hours"], description="training GPU-hours", style=style
+        ),
     }
     summary = w.HTML()
     summary.add_class("personalab-summary")
@@ -361,8 +394,10 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
             values = {k: c.value for k, c in controls.items()}
             numbers["finetuned_multiplier"].slider.disabled = values["use_table_finetuned"]
             controls["finetuned_multiplier"].disabled = values["use_table_finetuned"]
-            for k in ("gpu", "output_tokens_per_second", "prompt_tokens_per_second", "always_on"):
+            for k in ("gpu", "output_tokens_per_second", "prompt_tokens_per_second", "always_on", "distill"):
                 controls[k].disabled = not values["self_hosted"]
+            for k in ("distill_examples", "training_gpu_hours"):
+                controls[k].disabled = not (values["self_hosted"] and values["distill"])
             view = update(values, prices)
             box.view = view
             summary.value = view.html
@@ -408,6 +443,9 @@ def explorer(prices: costs.PriceTable | None = None, **initial: Any) -> Any:
                 "output_tokens_per_second",
                 "prompt_tokens_per_second",
                 "always_on",
+                "distill",
+                "distill_examples",
+                "training_gpu_hours",
             )
         ]
     )

@@ -320,3 +320,45 @@ def test_cost_cli_errors_are_one_line_before_any_output(argv, flag, capsys) -> N
     assert out == "", "nothing is printed before a validation error"
     assert len(err.strip().splitlines()) == 1 and flag in err and "how to fix" in err
     assert "requests_per_month" not in err and "dataset_tokens" not in err
+
+
+def test_distillation_one_time_cost_by_hand(prices):
+    """The teacher's replies at the prompted price, plus the GPU hours of training."""
+    w = costs.Workload(persona_tokens=500, user_tokens=50, response_tokens=200)
+    teacher = prices.rates("gpt-4o")
+    d = costs.Distillation(examples=2000, training_gpu_hours=1.5)
+    per_reply = (550 * 2.50 + 200 * 10.00) / 1_000_000  # gpt-4o with the 500-token persona prompt
+    assert costs.distillation_cost(d, w, teacher, gpu_hour=0.35) == pytest.approx(2000 * per_reply + 1.5 * 0.35)
+    assert costs.distillation_cost(costs.Distillation(0, 0), w, teacher, gpu_hour=0.35) == 0
+
+
+def test_distillation_scenario_breaks_even_where_the_monthly_costs_meet(prices):
+    sh = costs.SelfHosted(gpu_hour=0.35, output_tokens_per_second=400, prompt_tokens_per_second=4000,
+                          label="t4")
+    d = costs.Distillation(examples=2000, training_gpu_hours=1.0)
+    s = costs.Scenario(model="gpt-4o", self_hosted=sh, distillation=d, training_tokens=1_000_000)
+    cmp = costs.compare(s, prices)
+    prompt, _api_ft, small = cmp.plans
+    assert small.name == "distilled small model (t4)"
+    # its one-time cost is the distillation's, not the API's training price
+    assert small.one_time == pytest.approx(costs.distillation_cost(d, s.workload, prices.rates("gpt-4o"), 0.35))
+    be = cmp.break_evens[1]
+    # pay-per-hour: per request (50/4000 + 200/400) s of a $0.35 GPU hour against the prompted gpt-4o request
+    want = small.one_time / 12 / (prompt.per_request - (50 / 4000 + 200 / 400) * 0.35 / 3600)
+    assert be.volume == pytest.approx(want)
+    assert small.monthly(be.volume) == pytest.approx(prompt.monthly(be.volume))
+    # an always-on GPU moves the break-even up: the GPU's month must be paid for first
+    on = costs.compare(costs.Scenario(model="gpt-4o", distillation=d, self_hosted=costs.SelfHosted(
+        gpu_hour=0.35, output_tokens_per_second=400, prompt_tokens_per_second=4000,
+        min_hours_per_month=costs.HOURS_PER_MONTH)), prices)
+    assert on.break_evens[1].volume > be.volume
+
+
+def test_distillation_needs_a_self_hosted_model_and_sane_numbers(prices):
+    with pytest.raises(InputError, match="self-hosted") as err:
+        costs.compare(costs.Scenario(distillation=costs.Distillation()), prices)
+    assert err.value.field == "self_hosted"
+    with pytest.raises(InputError, match="examples"):
+        costs.Distillation(examples=-1)
+    with pytest.raises(InputError, match="training_gpu_hours"):
+        costs.Distillation(training_gpu_hours=float("nan"))

@@ -74,3 +74,16 @@ def test_plot_has_three_panels():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_measure_gives_each_marker_count_its_interval():
+    spec = persona.taskmaster()
+    requests = ["a", "b", "c", "d"]
+    replies = {"plain": ["ok", "ok", "ok", "Nice work!"]}
+    [row] = fewshot.measure(Comparison(requests, replies), {"plain": spec.render()}, spec)
+    from personalab.general import count_summary, wilson_interval
+
+    assert row["replies with a marker"] == count_summary(1, 4)
+    assert (row["marker low"], row["marker high"]) == wilson_interval(1, 4)
+    assert row["marker low"] < row["marker rate"] < row["marker high"]
+    assert fewshot.summary([row]) == f"plain: {count_summary(1, 4)} replies with a marker"

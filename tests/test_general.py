@@ -86,3 +86,40 @@ def test_ask_uses_each_model_without_a_system_prompt(monkeypatch):
     assert [c[0] for c in calls] == ["m1", "m2"] and all(c[1] is None for c in calls)
     assert calls[0][2] == [q.question for q in qs]
     assert res.accuracy() == {"base": 0.5, "tuned": 0.5}
+
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), [
+    (81, 263, 0.2553, 0.3662),  # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3
+    (15, 148, 0.0624, 0.1605),  # same table
+    (0, 10, 0.0, 0.2775),  # same table
+    (1, 29, 0.0061, 0.1718),  # same table
+])
+def test_wilson_interval_matches_published_values(k, n, low, high):
+    got = general.wilson_interval(k, n)
+    assert got == pytest.approx((low, high), abs=5e-5)
+
+
+def test_count_summary_reads_as_the_lessons_print_it():
+    assert general.count_summary(4, 12) == "4 of 12 (33 %, 95 % interval 14-61 %)"
+    assert general.count_summary(0, 12) == "0 of 12 (0 %, 95 % interval 0-24 %)"
+    assert general.count_summary(12, 12) == "12 of 12 (100 %, 95 % interval 76-100 %)"
+
+
+@pytest.mark.parametrize(("k", "n"), [(5, 4), (-1, 4), (0, 0), (1.5, 4), (True, 4)])
+def test_wilson_interval_rejects_impossible_counts(k, n):
+    with pytest.raises(InputError):
+        general.wilson_interval(k, n)
+
+
+def test_result_summary_and_intervals_follow_the_counts():
+    qs = [general.GeneralQuestion(id=f"q{i}", question=f"{i} + 1?", answers=[rf"\b{i + 1}\b"]) for i in range(4)]
+    res = general.GeneralResult(qs, {"base": ["1", "2", "3", "4"], "tuned": ["1", "x", "x", "x"]})
+    assert res.correct_counts() == {"base": 4, "tuned": 1}
+    assert res.accuracy() == {"base": 1.0, "tuned": 0.25}
+    assert res.intervals()["tuned"] == general.wilson_interval(1, 4)
+    lines = res.summary().splitlines()
+    assert lines == [f"base : {general.count_summary(4, 4)} answered correctly",
+                     f"tuned: {general.count_summary(1, 4)} answered correctly"]
+    import matplotlib.pyplot as plt
+
+    plt.close(res.plot())

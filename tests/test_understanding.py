@@ -35,7 +35,7 @@ def test_lesson_00_and_03_read_the_learners_own_model_and_dataset():
 
 
 def test_lesson_01_answers_follow_the_learners_rates():
-    q1, q2 = lesson("01").questions
+    q1, q2, _ = lesson("01").questions
     assert grade(q1, rates=RATES).status == "not-attempted"  # the answer line is still commented out
     assert grade(q1, marker_gain=0.04, rates=RATES).status == "correct"
     assert grade(q1, marker_gain=0.05, rates=RATES).status == "correct"  # read off a table rounded to 1 %
@@ -49,7 +49,7 @@ def test_lesson_01_answers_follow_the_learners_rates():
 
 
 def test_lesson_02_tokens_and_the_cheaper_side():
-    q1, q2 = lesson("02").questions
+    q1, q2, _ = lesson("02").questions
     assert grade(q1, tokens_per_request=141, persona_tokens=141).status == "correct"
     assert grade(q1, tokens_per_request=140, persona_tokens=141).status == "incorrect"
     monthly = {"system prompt": 43.5, "fine-tuned": 61.2}
@@ -84,7 +84,7 @@ def test_lesson_05_overlap_and_unusable_share():
 
 
 def test_lesson_06_reads_the_two_recommendations():
-    q1, q2 = lesson("06").questions
+    q1, q2, _ = lesson("06").questions
     article = recommend(300_000, "quarterly", True, True)
     measured = recommend(300_000, "quarterly", True, True, evidence=Evidence(break_even_never=True, cost_source="c"))
     assert measured.factor("volume").favours != article.factor("volume").favours
@@ -107,3 +107,44 @@ def test_every_question_has_a_hint_and_its_lesson_asks_it(number):
     for q in lesson(number).questions:
         answer = q.names[0]
         assert f"# {answer} = ..." in text, f"lesson {number} leaves `{answer}` for the learner to fill in"
+
+
+def test_lesson_01_few_shot_intervals():
+    *_, q3 = lesson("01").questions
+    from personalab.general import count_summary, wilson_interval
+
+    def row(label, k, n=12):
+        low, high = wilson_interval(k, n)
+        return {"prompt": label, "replies with a marker": count_summary(k, n), "marker low": low, "marker high": high}
+
+    close = [row("TaskMaster prompt", 1), row("prompt + 3 examples", 4)]  # 1-35 % and 14-61 %: they overlap
+    assert grade(q3, few_shot_intervals_overlap=True, few_shot_rows=close).status == "correct"
+    r = grade(q3, few_shot_intervals_overlap=False, few_shot_rows=close)
+    assert r.status == "incorrect" and "4 of 12" in r.reason
+    apart = [row("TaskMaster prompt", 0), row("prompt + 3 examples", 10)]  # 0-24 % and 55-95 %
+    assert grade(q3, few_shot_intervals_overlap=False, few_shot_rows=apart).status == "correct"
+    assert grade(q3, few_shot_intervals_overlap="no", few_shot_rows=apart).status == "incorrect"
+    assert "run the few-shot cells" in grade(q3, few_shot_intervals_overlap=True, few_shot_rows=[]).reason
+
+
+def test_lesson_02_distillation_break_even():
+    *_, q3 = lesson("02").questions
+    low = {"gpt-4o-mini": {"pay per hour": 900.0, "always on": 400_000.0}}
+    high = {"gpt-4o-mini": {"pay per hour": 900.0, "always on": 1_300_000.0}}
+    never = {"gpt-4o-mini": {"pay per hour": None, "always on": None}}
+    assert grade(q3, distilled_cheaper_at_500k=True, distill_break_even=low).status == "correct"
+    assert grade(q3, distilled_cheaper_at_500k=False, distill_break_even=low).status == "incorrect"
+    r = grade(q3, distilled_cheaper_at_500k=True, distill_break_even=high)
+    assert r.status == "incorrect" and "1,300,000" in r.reason
+    assert grade(q3, distilled_cheaper_at_500k=False, distill_break_even=never).status == "correct"
+
+
+def test_lesson_06_change_slowdown():
+    *_, q3 = lesson("06").questions
+    rows = [{"approach": "edit the system prompt", "until the new voice answers, s": 0.5},
+            {"approach": "fine-tune again", "until the new voice answers, s": 150.0}]
+    assert grade(q3, change_slowdown=300, change_rows=rows).status == "correct"
+    assert grade(q3, change_slowdown=310, change_rows=rows).status == "correct"  # read off a rounded table
+    assert grade(q3, change_slowdown=150, change_rows=rows).status == "incorrect"
+    missing = [rows[0], {"approach": "fine-tune again", "until the new voice answers, s": None}]
+    assert "run lesson 04" in grade(q3, change_slowdown=300, change_rows=missing).reason

@@ -165,3 +165,38 @@ def test_table_and_turn_plots():
     assert ys[0] == pytest.approx(850) and all(
         b > a for a, b in zip(ys[:-1], ys[1:], strict=True)
     )  # longer talks raise the bar
+
+
+def test_update_prices_the_distillation_case():
+    values = {"model": "gpt-4o", "self_hosted": True, "always_on": False, "distill": True,
+              "distill_examples": 3000, "training_gpu_hours": 2.0}
+    view = widgets.update(values)
+    assert view.error is None
+    small = view.comparison.plans[2]
+    assert small.name == "distilled small model (self-hosted t4)"
+    s = view.comparison.scenario
+    assert small.one_time == pytest.approx(costs.distillation_cost(
+        costs.Distillation(3000, 2.0), s.workload, costs.load_prices().rates("gpt-4o"), 0.35))
+    assert "Distillation (assumptions" in view.html and "3,000 training replies" in view.html
+    be = view.crossovers[small.name]
+    assert be and small.monthly(be, s.months) == pytest.approx(view.comparison.plans[0].monthly(be, s.months))
+    fig = widgets.plot(view)
+    assert "distilled small model" in fig.axes[0].get_title()
+    # the distillation settings do nothing without a self-hosted model, as in the explorer (disabled there)
+    assert len(widgets.update({**values, "self_hosted": False}).comparison.plans) == 2
+    # view_of draws a comparison made in a lesson the same way as the explorer's
+    assert widgets.plot_alt(widgets.view_of(view.comparison)) == widgets.plot_alt(view)
+
+
+def test_explorer_distillation_controls_follow_the_self_hosted_box():
+    pytest.importorskip("ipywidgets")
+    box = widgets.explorer()
+    c = box.controls
+    assert c["distill"].disabled and c["distill_examples"].disabled
+    c["self_hosted"].value = True
+    assert not c["distill"].disabled and c["distill_examples"].disabled
+    c["distill"].value = True
+    assert not c["training_gpu_hours"].disabled
+    assert box.view.comparison.plans[2].name.startswith("distilled small model")
+    c["training_gpu_hours"].value = -1.0  # bad input is said in the summary, never raised
+    assert box.view.error is not None and "training_gpu_hours" in box.summary.value

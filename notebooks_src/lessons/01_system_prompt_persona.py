@@ -139,9 +139,9 @@ print(few_shot_prompt[len(system_prompt):])
 # %% [markdown]
 # The cell below asks the same held-out requests with the few-shot prompt (the plain prompt's replies are the
 # ones from above, so nothing is asked twice) and measures three things side by side: how many replies carry
-# a marker, how many prompt tokens each request sends (the o200k count OpenAI bills, and this model's own
-# count when it is a local checkpoint), and what 1,000 such requests would cost on gpt-4o-mini at the price
-# table's rates, with the replies the model actually gave.
+# a marker (with a 95 % interval, explained below the table), how many prompt tokens each request sends (the
+# o200k count OpenAI bills, and this model's own count when it is a local checkpoint), and what 1,000 such
+# requests would cost on gpt-4o-mini at the price table's rates, with the replies the model actually gave.
 
 # %% tags=["llm"]
 from personalab.steering import Comparison
@@ -151,12 +151,18 @@ prompts = {"TaskMaster prompt": system_prompt, "prompt + 3 examples": few_shot_p
 shots = compare(requests, {"prompt + 3 examples": few_shot_prompt}, client=client, model=model)
 both = Comparison(requests, {"TaskMaster prompt": comparison.replies["TaskMaster prompt"], **shots.replies})
 few_shot_rows = fewshot.measure(both, prompts, spec, served_model=model)
-Table(few_shot_rows)
+print(fewshot.summary(few_shot_rows))
+Table(few_shot_rows, [k for k in few_shot_rows[0] if k not in ("marker low", "marker high")])
 
 # %% tags=["plot"]
 fewshot.plot(few_shot_rows);
 
 # %% [markdown]
+# Each count comes with a **95 % interval** (the *Wilson score interval*): the range of marker rates that could
+# plausibly give this count out of this many replies. With a dozen replies it is wide: 4 of 12 is "somewhere
+# between 14 % and 61 %". When the two prompts' intervals overlap, this run cannot tell them apart; ask more
+# requests before you believe a difference. The plot draws the same intervals as error bars.
+#
 # What to look for: the token column grows by the examples' length on every request — that part is certain.
 # Whether the marker rate grows with it is what your run measured: a small model sometimes copies an
 # example's catchphrase more readily than it follows a described rule, and sometimes copies the example's
@@ -171,13 +177,13 @@ for q, reply in list(zip(requests, shots.replies["prompt + 3 examples"]))[:4]:
 # %% [markdown]
 # ## Check your understanding
 #
-# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Three short questions about what *your* run just measured: the right answer is whatever your numbers say.
 # Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
 
 # %%
 from personalab.checks.understanding import lesson
 
-q1, q2 = lesson("01").questions
+q1, q2, q3 = lesson("01").questions
 
 # %%
 # marker_gain = ...   # the marker rate with the prompt minus the rate without, a number from -1 to 1
@@ -186,6 +192,10 @@ q1.check()
 # %%
 # prompt_steers = ...   # True if the prompt added a marker to at least half of the replies, else False
 q2.check()
+
+# %%
+# few_shot_intervals_overlap = ...   # True if the plain and the few-shot prompt's 95 % intervals share a value
+q3.check()
 
 # %% [markdown]
 # ## Save what you measured

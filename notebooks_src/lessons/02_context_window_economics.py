@@ -9,8 +9,11 @@
 #
 # 1. count TaskMaster's tokens **exactly**, the way the provider bills them;
 # 2. price it per request, per conversation and per month, with prompt caching and a training cost;
-# 3. find the **break-even** volume where fine-tuning becomes cheaper — or see that there is none;
-# 4. measure how much **latency** a longer system prompt adds on *your* backend.
+# 3. find the **break-even** volume (the number of requests a month at which two ways of serving the persona
+#    cost the same) where fine-tuning becomes cheaper — or see that there is none;
+# 4. measure how much **latency** a longer system prompt adds on *your* backend;
+# 5. price **distillation**, the case where fine-tuning most often pays: a small self-hosted model trained on a
+#    large API model's replies replaces the prompted large model.
 #
 # The seed article works one example by hand and calls its latency figures illustrative. Here every
 # figure is computed by a cell, on prices you can edit and on hardware the cell names.
@@ -192,7 +195,8 @@ widgets.plot_threshold(costs.Workload(persona_tokens, 50, 200), base, ft_table, 
 #
 # Move the sliders: volume, token sizes, turns, caching, the model, fine-tuned prices, training size, and a
 # self-hosted fine-tuned model on a GPU rented by the hour. The plot marks the crossover, or says why there
-# is none.
+# is none. The box "distilled small model" turns the self-hosted model into the
+# distilled small model of section 7 below.
 
 # %% tags=["widget"]
 widgets.explorer(prices, persona_tokens=int(round(persona_tokens)))
@@ -247,6 +251,73 @@ else:
     print("no output rate measured (the replies were too short)")
 
 # %% [markdown]
+# ## 7. Distillation: a prompted large model against a small fine-tuned one
+#
+# So far the fine-tuned model was the *same* model as the prompted one, at a higher price per token. The case
+# where fine-tuning most often pays is different. **Distillation** means training a small model (the
+# *student*) on replies written by a large one (the *teacher*): here the teacher is gpt-4o-mini, or gpt-4o,
+# called with TaskMaster's prompt, and the student is a model the size of SmolLM2, fine-tuned on the
+# teacher's replies (lessons 03 and 04 are this recipe, with a dataset written by hand) and served without
+# a prompt on a GPU you rent. The one-time cost is the teacher's replies plus the GPU hours of training; after
+# that, each request costs GPU seconds instead of API tokens.
+#
+# The student's numbers are **assumptions**, and the cell prints them: the T4 price from the price table,
+# and the T4 rates the course budgets with (`personalab.rates.T4_RATES`, stated for a 0.5B model, so a
+# 135M model is faster and the estimate is pessimistic). If you have measured a GPU's rates, put them in
+# `student_rates`. The cell is arithmetic only: no model is called, and it runs in well under a second.
+
+# %%
+import math
+
+from personalab.rates import T4_RATES
+
+# ASSUMPTIONS: edit them to your GPU and your dataset
+gpu_hour = prices.gpu("t4").gpu_hour  # US$ per hour, from data/pricing.yaml
+student_rates = {"output_tokens_per_second": T4_RATES.decode_batched, "prompt_tokens_per_second": T4_RATES.prefill}
+examples, epochs, per_step = 2000, 3, 8  # teacher-written replies; training passes; conversations per step
+train_hours = T4_RATES.training_seconds(math.ceil(examples * epochs / per_step)) / 3600
+recipe = costs.Distillation(examples=examples, training_gpu_hours=train_hours)
+for key in ("decode_batched", "prefill", "step_s"):
+    print(f"assumed {key}: {T4_RATES.assumed[key]}")
+print(f"T4 price: ${gpu_hour}/hour ({prices.gpu('t4').source})\n")
+
+distill_break_even, distilled = {}, {}
+for teacher in ("gpt-4o-mini", "gpt-4o"):
+    distill_break_even[teacher] = {}
+    for mode, hours in (("pay per hour", 0.0), ("always on", costs.HOURS_PER_MONTH)):
+        student = costs.SelfHosted(gpu_hour=gpu_hour, min_hours_per_month=hours, label=f"T4, {mode}",
+                                   **student_rates)
+        scenario = costs.Scenario(model=teacher, persona_tokens=persona_tokens, self_hosted=student,
+                                  distillation=recipe)
+        distilled[teacher, mode] = result = costs.compare(scenario, prices)
+        prompted, small, even = result.plans[0], result.plans[-1], result.break_evens[-1]
+        distill_break_even[teacher][mode] = even.volume
+        print(f"{teacher} + prompt ${costs.fmt_usd(prompted.per_request)}/request | student on a T4 ({mode}) "
+              f"${costs.fmt_usd(small.per_request)}/request, one-time ${costs.fmt_usd(small.one_time)}")
+        print(f"   -> {even.reason}")
+
+seconds = student.seconds(costs.conversation_tokens(ours_w, finetuned=True))
+print(f"\none T4 at these rates serves at most {costs.HOURS_PER_MONTH * 3600 / seconds:,.0f} requests a month; "
+      "above that, add GPUs (the pay-per-hour line assumes you rent what the load needs)")
+
+# %% [markdown]
+# The plot draws the gpt-4o-mini case with an always-on GPU, the explorer's way (the fine-tuned API model,
+# gpt-4o-mini trained by OpenAI, is the third line).
+
+# %% tags=["plot"]
+widgets.plot(widgets.view_of(distilled["gpt-4o-mini", "always on"]));
+
+# %% [markdown]
+# What to look for: the per-request costs first. If the student's GPU seconds cost less than the teacher's
+# tokens, a GPU paid by the hour breaks even almost at once, because the one-time cost (the teacher's replies
+# and the training hours) is small next to a month of traffic. An always-on GPU changes that: its 730 hours a
+# month are paid whether requests come or not, so the break-even is the volume at which the saved API cost
+# covers a month of GPU. Against a cheap teacher that volume is high (compare it with what one GPU can
+# serve); against an expensive teacher it is far lower. That is the articles' "fine-tuning pays at scale",
+# stated with its conditions: a small model that keeps the persona (lesson 04 measures whether yours does),
+# and enough traffic to keep a GPU busy.
+
+# %% [markdown]
 # ## Save what you measured
 #
 # Lesson 06 fills its comparison matrix with your numbers. These cells store the persona's token counts,
@@ -271,6 +342,7 @@ saved = results.save("02", "costs", {
     "response_tokens": 200,
     "monthly_usd": monthly,
     "persona_break_even_tokens": costs.persona_break_even_tokens(ours_w, base, ft_table),
+    "distill_break_even": distill_break_even,  # requests/month; None: never (section 7's assumptions)
     "price_source": mini.source,
     "price_date": mini.date,
 }, model="gpt-4o-mini")
@@ -282,13 +354,13 @@ print("saved", results.save("02", "latency", lat.to_dict(), model=lat.model))
 # %% [markdown]
 # ## Check your understanding
 #
-# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Three short questions about what *your* run just measured: the right answer is whatever your numbers say.
 # Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
 
 # %%
 from personalab.checks.understanding import lesson
 
-q1, q2 = lesson("02").questions
+q1, q2, q3 = lesson("02").questions
 
 # %%
 # tokens_per_request = ...   # the billed tokens the persona adds to every request
@@ -297,6 +369,10 @@ q1.check()
 # %%
 # cheaper_at_500k = ...   # "system prompt" or "fine-tuned": which costs less per month at 500,000 requests
 q2.check()
+
+# %%
+# distilled_cheaper_at_500k = ...   # True if the student on an always-on T4 beats prompted gpt-4o-mini at 500,000
+q3.check()
 
 # %% [markdown]
 # **Next:** lesson 03 builds the dataset a fine-tuned TaskMaster would learn from — and its token count is

@@ -54,7 +54,8 @@ saved = results.save("06", "change", {k: v for k, v in change.items() if k != "r
 from personalab import requestlog
 from personalab.widgets import Table
 
-Table(requestlog.change_cost(results.load("06", "change"), results.load("04", "training")))
+change_rows = requestlog.change_cost(results.load("06", "change"), results.load("04", "training"))
+Table(change_rows)
 
 # %% [markdown]
 # The training time is only the machine's part: a changed persona also needs its dataset regenerated and
@@ -225,13 +226,13 @@ decision.explorer(evidence)
 # %% [markdown]
 # ## Check your understanding
 #
-# Two short questions about what *your* run just measured: the right answer is whatever your numbers say.
+# Three short questions about what *your* run just measured: the right answer is whatever your numbers say.
 # Replace the `...` line with your answer (remove the `#`), run the cell, and `q1.hint()` helps when stuck.
 
 # %%
 from personalab.checks.understanding import lesson
 
-q1, q2 = lesson("06").questions
+q1, q2, q3 = lesson("06").questions
 
 # %%
 # approach_with_your_numbers = ...   # "system prompt", "fine-tuning" or "hybrid": the recommendation with your evidence
@@ -240,6 +241,10 @@ q1.check()
 # %%
 # overruled = ...   # a list of the factor names that favour a different approach once your numbers are used
 q2.check()
+
+# %%
+# change_slowdown = ...   # how many times longer retraining took than the prompt change (section 1's table)
+q3.check()
 
 # %% [markdown]
 # ## 5. The report

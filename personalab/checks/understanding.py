@@ -96,6 +96,24 @@ def _l01_steers(prompt_steers: Any, rates: Any) -> str:
             "right: a small model follows a long persona prompt only loosely; lesson 04 tries the weights instead")
 
 
+@L01.question("Did the examples beat the noise?", names=["few_shot_intervals_overlap", "few_shot_rows"],
+              hints=["`few_shot_rows` (the few-shot table above) gives each prompt's 'replies with a marker' with "
+                     "its 95 % interval. Do the two intervals share any value?",
+                     "True if they overlap, False if one lies entirely above the other."])
+def _l01_fewshot(few_shot_intervals_overlap: Any, few_shot_rows: Any) -> str:
+    rows = _measured(few_shot_rows, "few_shot_rows")
+    if not isinstance(rows, list) or len(rows) < 2 or not all("marker low" in r for r in rows):
+        raise Incorrect("`few_shot_rows` holds no few-shot measurement: run the few-shot cells first")
+    plain, shot = rows[0], rows[-1]
+    want = plain["marker low"] <= shot["marker high"] and shot["marker low"] <= plain["marker high"]
+    if _flag(few_shot_intervals_overlap, "few_shot_intervals_overlap") != want:
+        raise Incorrect(f"{plain['prompt']}: {plain['replies with a marker']}; {shot['prompt']}: "
+                        f"{shot['replies with a marker']}. Do the two intervals share a value?")
+    return ("right: they overlap, so with this many requests the run cannot tell whether the examples helped; "
+            "the extra prompt tokens, on the other hand, are certain" if want else
+            "right: they do not overlap, so the difference is larger than the noise of a dozen replies")
+
+
 # ------------------------------------------------------------------------------------------- lesson 02
 L02 = Exercise("L02", "Check your understanding: lesson 02")
 
@@ -123,6 +141,25 @@ def _l02_cheaper(cheaper_at_500k: Any, monthly: Any) -> str:
                         + ", ".join(f"{k} ${v:,.2f}" for k, v in monthly.items()))
     return (f"right: {want}. A fine-tuned model's higher price per token can outweigh the persona tokens it saves, "
             "which is why the article's crossover claim needs checking")
+
+
+@L02.question("Does the distilled model pay at 500,000 requests a month?",
+              names=["distilled_cheaper_at_500k", "distill_break_even"],
+              hints=["Read the break-even printed for gpt-4o-mini with an always-on T4 (`distill_break_even`).",
+                     "True if that break-even is at or below 500,000 requests a month, False if it is above or "
+                     "there is none."])
+def _l02_distilled(distilled_cheaper_at_500k: Any, distill_break_even: Any) -> str:
+    evens = _measured(distill_break_even, "distill_break_even")
+    volume = evens["gpt-4o-mini"]["always on"]
+    want = volume is not None and volume <= 500_000
+    if _flag(distilled_cheaper_at_500k, "distilled_cheaper_at_500k") != want:
+        said = "no volume" if volume is None else f"{volume:,.0f} requests a month"
+        raise Incorrect(f"your run puts the break-even with an always-on T4 at {said}: is 500,000 above it?")
+    if want:
+        return (f"right: above {volume:,.0f} requests a month the small model's GPU is busy enough to pay for "
+                "itself; below it, the idle hours of the GPU cost more than the API calls")
+    return ("right: at 500,000 requests the always-on GPU's month costs more than the cheap API calls it "
+            "replaces; a pricier teacher (gpt-4o) or a GPU paid per hour moves the break-even down")
 
 
 # ------------------------------------------------------------------------------------------- lesson 03
@@ -233,6 +270,25 @@ def _l06_overruled(overruled: Any, article: Any, measured: Any) -> str:
                         "compare the two lists of reasons factor by factor")
     return ("right: " + ", ".join(want) + ": the measurement, not the rule of thumb, decides there") if want else \
         "right: none: your measurements agree with the article's rules of thumb on this case"
+
+
+@L06.question("What a persona change costs in time", names=["change_slowdown", "change_rows"],
+              hints=["`change_rows` (the table 'What a persona change costs, both ways'): divide the fine-tuned "
+                     "row's 'until the new voice answers, s' by the prompt row's.",
+                     "A number such as 250 (times slower); it needs lesson 04's training record."])
+def _l06_change(change_slowdown: Any, change_rows: Any) -> str:
+    rows = {r["approach"]: r for r in _measured(change_rows, "change_rows")}
+    prompt = rows["edit the system prompt"]["until the new voice answers, s"]
+    tuned = rows["fine-tune again"]["until the new voice answers, s"]
+    if prompt is None or tuned is None:
+        raise Incorrect("a time is missing from the table: run lesson 04 (its training) and section 1 of this "
+                        "lesson, then this cell again")
+    want = tuned / prompt
+    answer = _number(change_slowdown, "change_slowdown")
+    if abs(answer - want) > max(1.0, 0.05 * want):
+        raise Incorrect(f"`change_slowdown` is {answer:g}; your two times give {want:,.0f}: read the table again")
+    return (f"right: about {want:,.0f} times, and that is only the machine's part: the dataset must be "
+            "regenerated and the new model evaluated too")
 
 
 LESSONS = {"00": L00, "01": L01, "02": L02, "03": L03, "04": L04, "05": L05, "06": L06}
