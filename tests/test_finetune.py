@@ -229,7 +229,7 @@ def test_the_fine_tuned_model_answers_the_held_out_requests(run):
     after = finetune.persona_eval(*result.load(), progress=False, quality=False)
     print(f"\npersona-marker rate on {before['n']} held-out requests, no system prompt: "
           f"base {before['rate']:.3f}, fine-tuned {after['rate']:.3f}")
-    assert before["requests"] == after["requests"] == finetune.held_out_prompts() and before["n"] >= 40
+    assert before["requests"] == after["requests"] == finetune.held_out_prompts() and before["n"] >= 30
     assert len(after["replies"]) == after["n"] and "fluent_rate" not in after
     assert result.eval["loss_after"] < result.eval["loss_before"]
 
@@ -295,3 +295,15 @@ def test_unsloth_texts_end_on_the_eos_token(tok):
 
     (row,) = _render_texts(tok, [{"messages": CHAT}])
     assert row["text"].endswith("<|im_end|>") and row["text"].count("<|im_start|>assistant\n") == 2
+
+
+def test_eval_sample_is_smaller_on_a_cpu_and_whole_on_a_gpu(monkeypatch):
+    from personalab import config
+    from personalab.finetune.infer import CPU_EVAL
+
+    rows = [{"messages": [{"role": "user", "content": str(i)}]} for i in range(CPU_EVAL + 10)]
+    monkeypatch.setattr(config, "cuda_available", lambda: False)
+    assert finetune.eval_sample(rows) == rows[:CPU_EVAL]
+    assert finetune.eval_sample(rows, 5) == rows[:5]
+    monkeypatch.setattr(config, "cuda_available", lambda: True)
+    assert finetune.eval_sample(rows) == rows

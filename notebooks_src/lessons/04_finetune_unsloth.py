@@ -56,6 +56,7 @@ print(config)
 paths = finetune.dataset_paths()
 train_examples, _ = finetune.load_examples(paths.train)
 eval_examples, _ = finetune.load_examples(paths.eval)
+eval_examples = finetune.eval_sample(eval_examples)  # on a CPU the first 32 (their loss is measured twice), on a GPU all
 print(len(train_examples), "training and", len(eval_examples), "eval conversations; the first:")
 for m in train_examples[0]["messages"]:
     print(f"{m['role']:>9}: {m['content']}")
@@ -219,7 +220,8 @@ print(train_dataset[0]["text"])
 # %%
 from trl import SFTConfig, SFTTrainer
 
-samples = finetune.SampleReplies(tokenizer, finetune.held_out_prompts(3), every=max(1, config.max_steps // 4))
+samples = finetune.SampleReplies(tokenizer, finetune.held_out_prompts(3), every=max(1, config.max_steps // 3),
+                                 max_new_tokens=32)
 trainer = SFTTrainer(
     model=model,
     processing_class=tokenizer,
@@ -463,8 +465,7 @@ from personalab import general
 from personalab.widgets import Table
 
 general_result = general.ask({"base": finetune.load_model(config.base_model), "fine-tuned": result.load()})
-print({label: f"{acc:.0%}" for label, acc in general_result.accuracy().items()},
-      f"on {len(general_result.questions)} questions")
+print(general_result.summary())
 Table(general_result.rows())
 
 # %% tags=["plot"]
@@ -472,7 +473,9 @@ general_result.plot();
 
 # %% [markdown]
 # What to look for: the two accuracies, and the questions whose mark changed (printed below). With a dozen
-# questions one changed answer moves the accuracy by about 8 points, so only a large gap says anything. Then
+# questions one changed answer moves the accuracy by about 8 points, so only a large gap says anything: the
+# summary gives each count a 95 % Wilson interval (the range of true accuracies that would plausibly give this
+# count; see the glossary), and two intervals that overlap decide nothing. Then
 # read *how* the fine-tuned model answers. When we ran the CPU profile, it answered almost no question: it
 # opened with a catchphrase and treated the question as a task to schedule ("'capital of France' is a task
 # that requires some planning"), because every reply it was trained on was about a task. That is the

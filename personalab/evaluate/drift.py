@@ -255,8 +255,18 @@ def run_drift(
     scripts = list(scripts) if scripts is not None else load_scripts()
     runner = runner or Runner()
     scorers = list(scorers) or [RuleScorer()]
+    jobs, convs = _play(targets, scripts, runner, seeds, max_turns)
+    return _result(targets, scripts, scorers, jobs, convs)
+
+
+def _play(targets: Sequence[Target], scripts: Sequence[DriftScript], runner: Runner, seeds: Sequence[int],
+          max_turns: int | None) -> tuple[list[Job], list[Conversation]]:
     jobs = [Job(t, s.users[:max_turns], script=s.id, seed=seed) for t in targets for s in scripts for seed in seeds]
-    convs = runner.run(jobs, desc="drift")
+    return jobs, runner.run(jobs, desc="drift")
+
+
+def _result(targets: Sequence[Target], scripts: Sequence[DriftScript], scorers: Sequence[Scorer], jobs: list[Job],
+            convs: list[Conversation]) -> DriftResult:
     by_id = {s.id: s for s in scripts}
     rows: list[TurnScore] = []
     for job, conv in zip(jobs, convs, strict=True):
@@ -294,13 +304,21 @@ def compare_policies(
 
     ``context_window`` (tokens) caps what the target may read, below its model's own window: a deployment that
     limits context to save cost, or a way to see overflow with scripts shorter than the model's window."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .scorers import RuleScorer
+
+    scripts = list(scripts) if scripts is not None else load_scripts()
     runner = runner or Runner()
-    results = []
+    scorers = list(scorers) or [RuleScorer()]
     window = {"context_window": context_window} if context_window else {}
-    for policy in policies:
-        r = dataclasses.replace(runner, policy=policy)
-        t = dataclasses.replace(target, name=f"{target.name} · {policy}", **window)
-        results.append(run_drift([t], scripts, r, scorers=scorers, seeds=seeds, max_turns=max_turns))
+    named = [dataclasses.replace(target, name=f"{target.name} · {policy}", **window) for policy in policies]
+    runners = [dataclasses.replace(runner, policy=policy) for policy in policies]
+    # The policies' conversations are independent: played at the same time (the server batches them), then scored
+    # one policy after another (the scorers' models are not shared between threads).
+    with ThreadPoolExecutor(max_workers=len(policies)) as pool:
+        played = list(pool.map(lambda i: _play([named[i]], scripts, runners[i], seeds, max_turns), range(len(named))))
+    results = [_result([t], scripts, scorers, jobs, convs) for t, (jobs, convs) in zip(named, played, strict=True)]
     first = results[0]
     return DriftResult([row for res in results for row in res.rows], [n for res in results for n in res.targets],
                        first.scorers, first.thresholds,

@@ -28,6 +28,7 @@ from .config import (
 from .examples import dataset_paths, load_examples
 from .infer import (
     compare_answers,
+    eval_sample,
     generate_replies,
     held_out_prompts,
     load_model,
@@ -73,6 +74,7 @@ __all__ = [
     "detect_response_parts",
     "finetuned_model_dir",
     "generate_replies",
+    "eval_sample",
     "held_out_prompts",
     "import_unsloth",
     "load_examples",
