@@ -188,6 +188,7 @@ def main(argv: list[str]) -> int:
         "tests/sanitize.cfg",
         "--nbval-current-env",
         "--nbval-cell-timeout=900",
+        "--durations=25",
         "-p",
         "no:cacheprovider",
         *argv[1:],

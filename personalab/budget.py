@@ -42,19 +42,6 @@ LESSON03_TEACHER_REQUESTS, LESSON03_TEACHER_TOKENS = 6, 80
 LESSON01_FEW_SHOT_EXAMPLES = 3  # fewshot.with_examples(spec, 3) in lesson 01
 LESSON04_SERVED_REPLY = 40
 LESSON06_LOGGED_REQUESTS = 2  # prompted requests of lesson 06's request-log demo (1 token each), + 1 fine-tuned
-LESSON05 = "05_drift_and_injection.py"
-
-
-def lesson05_context_budget() -> int | None:
-    """The window lesson 05 caps its prompted row at to show overflow (``CONTEXT_BUDGET = ...`` in the lesson's
-    source), or None when the lesson sources are not on this machine."""
-    import re
-
-    from .config import REPO_ROOT
-
-    path = REPO_ROOT / "notebooks_src" / "lessons" / LESSON05
-    found = re.search(r"^CONTEXT_BUDGET\s*=\s*(\d+)", path.read_text(encoding="utf-8"), re.M) if path.exists() else None
-    return int(found.group(1)) if found else None
 
 
 # ------------------------------------------------------------------------------------------- the paper run
@@ -311,7 +298,7 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
                    drift(targets, settings.max_turns), **kw)
     paper.requests("05", "context policies (prompted row, 2 policies)",
                    [c for policy in ("drop_oldest", "keep_system")
-                    for c in drift(targets[:1], settings.max_turns, window=lesson05_context_budget(), policy=policy)],
+                    for c in drift(targets[:1], settings.max_turns, window=settings.context_budget, policy=policy)],
                    **kw)
     paper.requests("05", "attacks x 3 targets", attacks(targets, settings.per_category), **kw)
     # 06: the prompt change, then the hybrid: the core and every overlay through drift and attacks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -86,8 +87,13 @@ def test_requests_an_earlier_lesson_sent_are_cached(budgets):
     assert phase(b, "05", "drift").cached == 0
 
 
-def test_lesson_05_context_budget_is_read_from_the_lesson():
-    assert budget.lesson05_context_budget() and budget.lesson05_context_budget() > 100
+def test_lesson_05_takes_its_context_budget_from_the_suite_settings():
+    from personalab import evaluate
+
+    lessons = Path(__file__).resolve().parents[1] / "notebooks_src" / "lessons"
+    lesson = (lessons / "05_drift_and_injection.py").read_text(encoding="utf-8")
+    assert "CONTEXT_BUDGET = settings.context_budget" in lesson
+    assert evaluate.suite_settings(quick=True).context_budget > 100
 
 
 def test_decode_rate_interpolates_between_single_and_batched():

@@ -200,7 +200,7 @@ for r in examples:
 # Below, the prompted target plays the same scripts under both policies.
 
 # %% tags=["llm"]
-CONTEXT_BUDGET = 1024
+CONTEXT_BUDGET = settings.context_budget  # tokens: 1024 on every profile
 policies = evaluate.compare_policies(targets[0], scripts, runner, scorers=validated[:1], seeds=settings.seeds,
                                      context_window=CONTEXT_BUDGET, max_turns=settings.max_turns)
 for name, s in policies.summary().items():

@@ -74,6 +74,9 @@ class SuiteSettings:
     concurrency: int = 2
     #: Turns played of each drift script (None: all of them).
     max_turns: int | None = None
+    #: The window (tokens) lesson 05's context-policy section caps the prompted row at, below the model's own, so
+    #: that its short conversations overflow: a deployment that limits context to save cost.
+    context_budget: int = 1024
 
     def runner(self, **kwargs: Any) -> Runner:
         kwargs.setdefault("concurrency", self.concurrency)
