@@ -30,6 +30,19 @@ def classic_notebook(path: Path, source: str) -> None:
     )
 
 
+def run_all_classic(b, server: str, name: str, shot: str):
+    """Open ``name`` in the classic Notebook, wait for its kernel, and run every cell (Cell > Run All, as a person
+    would). Returns the page."""
+    url, token = server.split("|")
+    page = b.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/notebooks/{name}?token={token}", wait_until="domcontentloaded")
+    wait_for(lambda: page.locator("#kernel_indicator_icon.kernel_idle_icon").count() == 1, 90,
+             "the classic notebook's kernel", page, shot)
+    page.click("#celllink")
+    page.click("#run_all_cells")
+    return page
+
+
 def test_cost_explorer_in_classic_notebook_with_ipywidgets_7(tmp_path: Path) -> None:
     python = ipywidgets7_env.ensure()
     classic_notebook(
@@ -38,18 +51,7 @@ def test_cost_explorer_in_classic_notebook_with_ipywidgets_7(tmp_path: Path) -> 
         "widgets.explorer()",
     )
     with jupyter_server(tmp_path, app="notebook", python=str(python)) as server, browser() as b:
-        url, token = server.split("|")
-        page = b.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/notebooks/explore.ipynb?token={token}", wait_until="domcontentloaded")
-        wait_for(
-            lambda: page.locator("#kernel_indicator_icon.kernel_idle_icon").count() == 1,
-            90,
-            "the classic notebook's kernel",
-            page,
-            "classic-kernel",
-        )
-        page.click("#celllink")  # Cell > Run All, as a person would
-        page.click("#run_all_cells")
+        page = run_all_classic(b, server, "explore.ipynb", "classic-kernel")
         page.wait_for_selector(f"{ROOT_SEL} .personalab-plot img", timeout=60_000)
         page.wait_for_timeout(3000)
         screenshot(page, "classic-explorer-initial")
@@ -111,18 +113,7 @@ def test_persona_arena_in_classic_notebook_with_ipywidgets_7(tmp_path: Path) -> 
     python = ipywidgets7_env.ensure()
     mine = arena_notebook(tmp_path, prelude=CLASSIC_PRELUDE)
     with jupyter_server(tmp_path, app="notebook", python=str(python)) as server, browser() as b:
-        url, token = server.split("|")
-        page = b.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/notebooks/arena.ipynb?token={token}", wait_until="domcontentloaded")
-        wait_for(
-            lambda: page.locator("#kernel_indicator_icon.kernel_idle_icon").count() == 1,
-            90,
-            "the classic notebook's kernel",
-            page,
-            "classic-arena-kernel",
-        )
-        page.click("#celllink")
-        page.click("#run_all_cells")
+        page = run_all_classic(b, server, "arena.ipynb", "classic-arena-kernel")
         use_arena(page, tmp_path, mine, "classic-arena")
         assert "ipywidgets 7.7.1" in page.inner_text(".output_area"), "not the ipywidgets-7 frontend"
         assert page.locator(".output_error").count() == 0, page.inner_text(".output_area")
