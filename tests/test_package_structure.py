@@ -21,7 +21,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("models", "embedded", "server", "smollm", "backends"),
     2: ("quality", "dataset", "finetune", "evaluate", "arena", "steering", "latency", "hybrid", "widgets",
         "report_figures", "evidence", "decision", "report", "course", "doctor", "notebook", "budget", "fewshot",
-        "general", "requestlog"),
+        "general", "learning_curve", "requestlog"),
     3: ("checks", "grading", "authoring", "release"),
     4: ("commands", "cli"),
 }
