@@ -236,3 +236,34 @@ def test_the_lesson_makes_the_calls_in_unsloths_order():
     assert line["trainer.train"] < min(saves) and max(saves) < line["run.finish"]
     assert line["run.finish"] < line["FastLanguageModel.for_inference"]
     assert "finetune.train(" not in LESSON.read_text(encoding="utf-8").split("# ## 5.")[0].split("# ## 4.")[1]
+
+
+def test_a_gpu_out_of_memory_says_which_settings_to_lower():
+    from personalab.errors import SettingError
+    from personalab.finetune import default_config
+    from personalab.finetune.run import out_of_memory
+
+    class OutOfMemoryError(RuntimeError):  # stands in for torch.OutOfMemoryError
+        pass
+
+    cfg = default_config("gpu", batch_size=8, grad_accum=1, max_seq_length=512, gradient_checkpointing=False)
+    err = out_of_memory(cfg, OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore"))
+    assert isinstance(err, SettingError) and "ran out of memory" in str(err) and "Tried to allocate" in err.problem
+    assert "batch_size=8 -> 4 with grad_accum=1 -> 2" in err.fix and "max_seq_length=512 -> 256" in err.fix
+    assert "gradient_checkpointing=True" in err.fix and "load_in_4bit" not in err.fix
+
+
+def test_run_measure_turns_an_out_of_memory_into_the_settings_to_lower(tmp_path):
+    from personalab.errors import SettingError
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    run = finetune.Run(cpu_config(tmp_path), progress=False)
+    trainer = StandInTrainer([*run.callbacks])
+    with pytest.raises(SettingError, match="ran out of memory") as err, run.measure(trainer):
+        raise OutOfMemoryError("CUDA out of memory")
+    assert "batch_size=2 -> 1" in err.value.fix
+    with pytest.raises(ZeroDivisionError), run.measure(StandInTrainer([*run.callbacks])):
+        raise ZeroDivisionError  # any other failure passes through unchanged
+    run.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as pl_config
-from ..errors import InputError
+from ..errors import InputError, SettingError
 from ..io import atomic_write_dir
 from ..persona import PersonaSpec, has_marker, taskmaster
 from . import config as C
@@ -160,7 +160,12 @@ class Run:
         sampled = sum(cb.seconds for cb in samplers)
         self.setup_s = time.perf_counter() - self.t0
         t1 = time.perf_counter()
-        yield
+        try:
+            yield
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA), without importing torch
+                raise out_of_memory(self.config, exc) from exc
+            raise
         self.sample_s = sum(cb.seconds for cb in samplers) - sampled
         self.train_s = time.perf_counter() - t1 - self.sample_s
         if has_eval:
@@ -283,6 +288,20 @@ def _remove_empty(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ sample replies
+def out_of_memory(cfg: FinetuneConfig, exc: BaseException) -> SettingError:
+    """What to lower when a GPU runs out of memory while training: the settings in the order they save most."""
+    steps = [f"batch_size={cfg.batch_size} -> {max(1, cfg.batch_size // 2)} with grad_accum={cfg.grad_accum} -> "
+             f"{cfg.grad_accum * 2} (the same conversations per step)",
+             f"max_seq_length={cfg.max_seq_length} -> {max(128, cfg.max_seq_length // 2)}"]
+    if not cfg.load_in_4bit:
+        steps.append("load_in_4bit=True (QLoRA)")
+    if not cfg.gradient_checkpointing:
+        steps.append("gradient_checkpointing=True")
+    return SettingError(f"the GPU ran out of memory while training {cfg.base_model} ({str(exc).splitlines()[0][:160]})",
+                        fix="lower, in this order, in finetune.default_config(...): " + "; ".join(steps)
+                        + ". Then restart the runtime (Runtime > Restart session) to free the GPU, and train again")
+
+
 class _Samples:
     """What :class:`SampleReplies` does, apart from being a ``TrainerCallback`` (built lazily: importing
     transformers before Unsloth would cost Unsloth its patches)."""
