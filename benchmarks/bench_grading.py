@@ -42,6 +42,28 @@ def learner_copy(solution: Path) -> str:
     return nbformat.writes(nb)
 
 
+def own_requests(text: str, exercise: str, learner: int) -> str:
+    """Learner ``learner``'s copy of ``text``. In exercise 01 every learner asks requests of their own (the model
+    solution's, each tagged with the learner's table number) with a persona of their own name, as in a real class:
+    the grader's reply cache (:mod:`personalab.grading.replycache`) cannot answer one learner from another's
+    replies."""
+    import nbformat
+
+    if exercise != "01":
+        return text
+    nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        if "my_requests = [" in cell.source and "### END SOLUTION" in cell.source:
+            cell.source = cell.source.replace(
+                "### END SOLUTION", f"my_requests = [f\"{{r}} (table {learner + 1})\" for r in my_requests]\n"
+                "### END SOLUTION")
+        if "my_persona = \"\"\"" in cell.source:
+            cell.source = cell.source.replace("name: Sous", f"name: Sous {learner + 1}")
+    return nbformat.writes(nb)
+
+
 def build_class(root: Path, exercises: list[str], copies: int, adapter: Path | None = None) -> int:
     """``copies`` learner folders; exercise 04's learners also hand in ``adapter`` as ``adapter/``."""
     import shutil
@@ -55,7 +77,7 @@ def build_class(root: Path, exercises: list[str], copies: int, adapter: Path | N
         for i in range(copies):
             folder = root / f"learner{i + 1:02d}"
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / solution.name).write_text(text, encoding="utf-8")
+            (folder / solution.name).write_text(own_requests(text, number, i), encoding="utf-8")
             if number == "04" and adapter is not None:
                 shutil.copytree(adapter, folder / "adapter", dirs_exist_ok=True)
             n += 1
@@ -102,18 +124,31 @@ def main() -> int:
     lost = [(r.submission.student, r.submission.exercise, q.question, q.status, q.reason[:160])
             for r in reports for q in r.results if q.points < q.max_points]
     per = [r.seconds for r in reports]
+    by_exercise: dict[str, list[float]] = {}
+    slowest: dict[str, dict] = {}
+    for r in reports:
+        ex = r.submission.exercise or "?"
+        by_exercise.setdefault(ex, []).append(r.seconds)
+        if r.slowest_cell and r.slowest_cell["seconds"] > slowest.get(ex, {}).get("seconds", -1):
+            slowest[ex] = r.slowest_cell
     record = {"date": time.strftime("%Y-%m-%d %H:%M"), "hardware": hardware(), "exercises": exercises,
               "copies": args.copies, "notebooks": n, "jobs": args.jobs, "sandbox": isolation.mode,
               "prepare_s": round(prepare_s, 1), "grading_s": round(grading_s, 1),
               "per_notebook_s": [round(s, 1) for s in per], "lost": lost, "load_before": load,
               "load_after": os.getloadavg()[0],
-              "notes": sorted({note for r in reports for note in r.notes})}
+              "notes": sorted({note for r in reports for note in r.notes}),
+              "per_exercise_s": {ex: [round(min(v)), round(max(v))] for ex, v in sorted(by_exercise.items())},
+              # what the per-exercise cell limits are calibrated on (personalab.grading.run.EXERCISE_CELL_TIMEOUT)
+              "slowest_cell": slowest}
     print(json.dumps(record, indent=1))
     full = sum(1 for r in reports if r.points == r.max_points)
     adapted = f", 04 with the adapter {adapter}" if adapter is not None else ""
     row = (f"| {time.strftime('%Y-%m-%d')} | {record['hardware']} | {args.copies} learners × exercise(s) "
            f"{', '.join(exercises)} ({n} notebooks, model solutions{adapted}) | {args.jobs} | {isolation.mode} | "
-           f"{prepare_s:.0f} | {grading_s:.0f} | {sum(per) / len(per):.0f} ({max(per):.0f}) | {full} of {n} | "
+           f"{prepare_s:.0f} | {grading_s:.0f} | {sum(per) / len(per):.0f} ({max(per):.0f}); by exercise, min–max: "
+           + ", ".join(f"{ex} {lo}–{hi}" for ex, (lo, hi) in record["per_exercise_s"].items())
+           + "; slowest cell: " + ", ".join(f"{ex} {c['seconds']:g} s" for ex, c in sorted(slowest.items()))
+           + f" | {full} of {n} | "
            f"{load:.1f}–{record['load_after']:.1f} |\n")
     print(row)
     if args.record:

@@ -111,9 +111,14 @@ def _requests(my_requests: Any) -> list[str]:
 
 def measure(spec: PersonaSpec, requests: list[str]) -> dict[str, Any]:
     """Ask every request with and without the rendered prompt; which replies carry a persona marker."""
+    from concurrent.futures import ThreadPoolExecutor
+
     prompt = render_system_prompt(spec)
-    with_prompt = [ask(r, prompt) for r in requests]
-    without = [ask(r, None) for r in requests]
+    jobs = [(r, prompt) for r in requests] + [(r, None) for r in requests]
+    # all at once, as the comparison cell asks them: a local server batches them (one round instead of 2n)
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        replies = list(pool.map(lambda job: ask(*job), jobs))
+    with_prompt, without = replies[: len(requests)], replies[len(requests):]
     return {
         "with": [has_marker(r, spec) for r in with_prompt],
         "without": [has_marker(r, spec) for r in without],

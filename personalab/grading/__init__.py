@@ -26,7 +26,8 @@ hidden cases), ``isolation`` (the kernel's environment, sandbox or not), ``asset
 prepared once per run: the fine-tuned model and the suites' replies), ``adapter`` (exercise 04 graded from the
 learner's saved LoRA adapter: checked, measured in its own sandboxed process, judged; the grader never trains),
 ``worker`` (the process that runs the notebook, and the cells appended to it), ``run`` (``grade_one``),
-``batch`` (``grade_folder``: a whole folder, with the model server).
+``replycache`` (the proxy in front of the model server that generates a repeated greedy request once),
+``batch`` (``grade_folder``: a whole folder, with the model server behind the reply cache).
 """
 
 from .batch import grade_folder, model_server

@@ -18,6 +18,7 @@ from .assets import Assets
 from .assets import prepare as prepare_assets
 from .gradebook import Report, write_outputs
 from .isolation import Isolation
+from .replycache import ReplyCache
 from .run import grade_one
 from .submissions import Submission, find_submissions
 
@@ -41,6 +42,23 @@ def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
         yield {"base_url": server.base_url, "model": server.model, "api_key": None}
 
 
+@contextlib.contextmanager
+def reply_cache(where: dict[str, str | None], enabled: bool = True,
+                progress: bool = False) -> Iterator[dict[str, str | None]]:
+    """``where`` with its http model server behind a :class:`~personalab.grading.replycache.ReplyCache` (for the
+    sandboxes and for the grader's own checks, so a greedy request asked by a kernel and again by the grader is
+    generated once); unchanged without a server, for an https one, or when not ``enabled``."""
+    base_url = where.get("base_url")
+    if not enabled or not base_url or not base_url.startswith("http://"):
+        yield where
+        return
+    with ReplyCache(base_url) as cache, environment(OPENAI_BASE_URL=cache.base_url):
+        yield {**where, "base_url": cache.base_url}
+        if progress:
+            print(f"reply cache: {cache.hits} of {cache.hits + cache.misses} greedy requests answered from memory",
+                  file=sys.stderr)
+
+
 def grade_all(
     submissions: Sequence[Submission],
     *,
@@ -57,7 +75,8 @@ def grade_all(
     isolation = isolation or Isolation()
     if assets is None:
         assets = prepare_assets({s.exercise for s in submissions}, progress=progress)
-    with model_server(server) as where, tempfile.TemporaryDirectory(prefix="personalab-relay-") as relay_tmp:
+    with model_server(server) as served, reply_cache(served, progress=progress) as where, \
+            tempfile.TemporaryDirectory(prefix="personalab-relay-") as relay_tmp:
         relay_dir = Path(relay_tmp)
         os.chmod(relay_dir, 0o755)
         base_url = where["base_url"] if isolation.mode == "bwrap" else None

@@ -32,6 +32,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     exercise_title: str = ""
+    #: the submission cell that ran longest, {"label", "seconds"} (None when the notebook did not run)
+    slowest_cell: dict[str, Any] | None = None
 
     @property
     def points(self) -> float:

@@ -174,9 +174,31 @@ def work(job_path: str) -> int:
                                "evalue": str(out.get("evalue", ""))[:300]})
     if note is None:
         note = _grading_error(nb.cells[n_sub:])
-    status = {"note": note, "cell_errors": errors, "rerun_upto": rerun_upto, "timed_out": stuck}
+    status = {"note": note, "cell_errors": errors, "rerun_upto": rerun_upto, "timed_out": stuck,
+              "slowest_cell": _slowest_cell(nb.cells[:n_sub])}
     Path(job["status"]).write_text(json.dumps(status), encoding="utf-8")
     return 0
+
+
+def _slowest_cell(cells: Sequence[Any]) -> dict[str, Any] | None:
+    """The submission cell that ran longest ({"label", "seconds"}), from nbclient's timing metadata: what the
+    per-exercise cell limits are calibrated on (``personalab.grading.run.EXERCISE_CELL_TIMEOUT``)."""
+    from datetime import datetime
+
+    best: dict[str, Any] | None = None
+    for i, cell in enumerate(cells):
+        timing = cell.get("metadata", {}).get("execution")
+        if not isinstance(timing, dict):
+            continue
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if not (isinstance(start, str) and isinstance(end, str)):  # the cell never ran (or its timing is lost)
+            continue
+        with contextlib.suppress(TypeError, ValueError):
+            seconds = (datetime.fromisoformat(end.replace("Z", "+00:00")) -
+                       datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            if best is None or seconds > best["seconds"]:
+                best = {"label": cell_label(cells, i), "seconds": round(seconds, 1)}
+    return best
 
 
 def _grading_error(cells: Sequence[Any]) -> str | None:
