@@ -60,7 +60,7 @@ def test_lesson_02_tokens_and_the_cheaper_side():
 
 
 def test_lesson_04_change_and_fluency():
-    q1, q2 = lesson("04").questions
+    q1, q2, _ = lesson("04").questions
     before, after = {"rate": 0.0, "fluent_rate": 0.96}, {"rate": 1.0, "fluent_rate": 1.0}
     assert grade(q1, marker_rate_change=1.0, before=before, after=after).status == "correct"
     assert grade(q1, marker_rate_change=0.5, before=before, after=after).status == "incorrect"
@@ -148,3 +148,18 @@ def test_lesson_06_change_slowdown():
     assert grade(q3, change_slowdown=150, change_rows=rows).status == "incorrect"
     missing = [rows[0], {"approach": "fine-tune again", "until the new voice answers, s": None}]
     assert "run lesson 04" in grade(q3, change_slowdown=300, change_rows=missing).reason
+
+
+def test_lesson_04_curve_question_reads_the_learners_curve():
+    from personalab.learning_curve import LearningCurve, Point
+
+    *_, q3 = lesson("04").questions
+    curve = LearningCurve([Point(25, 32, 20, 32, 10, 30), Point(50, 32, 30, 32, 12, 30),
+                           Point(100, 32, 32, 31, 20, 30)], "smollm2")
+    r = grade(q3, fewest_examples=50, curve=curve)
+    assert r.status == "correct" and "50 examples" in r.reason
+    assert grade(q3, fewest_examples=100, curve=curve).status == "incorrect"
+    never = LearningCurve([Point(25, 32, 2, 32, 10, 30)], "smollm2")
+    assert grade(q3, fewest_examples=None, curve=never).status == "correct"
+    assert grade(q3, fewest_examples=25, curve=never).status == "incorrect"
+    assert "section 10" in grade(q3, fewest_examples=25, curve=None).reason

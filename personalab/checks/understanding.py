@@ -210,6 +210,30 @@ def _l04_fluent(still_fluent: Any, after: Any) -> str:
             f"right: only {rate:.0%} fluent: lower the learning rate or train for fewer steps")
 
 
+@L04.question("How much data did the persona need?", names=["fewest_examples", "curve"],
+              hints=["`curve.summary()` prints the marker count of every run; find the first run with at least "
+                     "90 % of its replies marked.",
+                     "`curve.smallest('markers', 0.9)` gives it; None if no run got there."])
+def _l04_curve(fewest_examples: Any, curve: Any) -> str:
+    from ..errors import InputError
+    from ..learning_curve import LearningCurve
+
+    try:  # the learner's object in the notebook, its exported data in the gradebook
+        curve = curve if isinstance(curve, LearningCurve) else LearningCurve.from_json(curve)
+    except (InputError, AttributeError, TypeError):
+        raise Incorrect("`curve` is not a learning curve: run section 10's cell first") from None
+    want = curve.smallest("markers", 0.9)
+    if want is None:
+        if fewest_examples is not None:
+            raise Incorrect("no run of this curve reached 90 % markers: the answer is None")
+        return "right: no run reached 90 %: more steps or a higher learning rate, not only more data"
+    got = _number(fewest_examples, "fewest_examples")
+    if got != want:
+        raise Incorrect(f"{got:g} is not the smallest run with 90 % markers; read the marker counts again")
+    return (f"right: {want} examples. A style is cheap to learn; check in the same runs whether fluency and the "
+            "task facts held at that size too")
+
+
 # ------------------------------------------------------------------------------------------- lesson 05
 L05 = Exercise("L05", "Check your understanding: lesson 05")
 
