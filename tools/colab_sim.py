@@ -15,8 +15,10 @@
    the same session.
 3. Fails when a protected package changed, when ``pip check`` reports a conflict the simulated runtime did
    not have before, or when a rerun of the setup cell installs anything.
-4. Runs lessons 01-03 and solutions 01-03 (their checks) on the ``cpu`` profile, verifies that lesson 02's
-   cost explorer was built as an ipywidgets 7.7.1 widget, and imports Unsloth.
+4. Runs the express notebook (express/express.ipynb: every lesson's measurements in one runtime, lesson 04's
+   Unsloth training under Colab's transformers and peft, lessons 05-06's suites and the report) on the ``cpu``
+   profile and checks that it trained with Unsloth and wrote the report; builds lesson 02's cost explorer in a
+   two-cell notebook (the setup cell, then the explorer) to check it is an ipywidgets 7.7.1 widget there.
 
 Standard library only. Cache: $PERSONALAB_COLAB_SIM_CACHE (default ~/.cache/personalab-envs/colab-sim), one
 base environment (about 5 GB; older ones are removed). The setup cell's own downloads are not cached: the
@@ -51,14 +53,11 @@ CACHE = Path(os.environ.get("PERSONALAB_COLAB_SIM_CACHE") or Path.home() / ".cac
 CLONE_PATH = "/content/persona-lab"
 #: Colab has these too; the notebook driver needs them before the setup cell has run.
 BASE_EXTRAS = ("nbclient", "nbformat")
-NOTEBOOKS = [
-    "lessons/01_system_prompt_persona.ipynb",
-    "lessons/02_context_window_economics.ipynb",
-    "lessons/03_persona_dataset.ipynb",
-    "solutions/01_system_prompt_persona.ipynb",
-    "solutions/02_context_window_economics.ipynb",
-    "solutions/03_persona_dataset.ipynb",
-]
+EXPRESS = "express/express.ipynb"
+#: Written into the simulated checkout: the setup cell, then lesson 02's cost explorer (a widget needs a kernel).
+WIDGET_CHECK = "colab_sim_widgets.ipynb"
+WIDGET_CELL = "from personalab import costs, widgets\nwidgets.explorer(costs.load_prices(), persona_tokens=500)"
+NOTEBOOKS = [EXPRESS, WIDGET_CHECK]
 #: A stand-in for Colab's google.colab package (a real package on disk, like Colab's; no secrets).
 FAKE_COLAB = {
     "google/colab/__init__.py": '"""Stand-in for Colab\'s google.colab (Persona Lab\'s Colab simulation)."""\n',
@@ -199,6 +198,24 @@ def pip_check(py: Path) -> set[str]:
             and not line.strip().lower().startswith(DATA_ONLY)}
 
 
+def write_widget_check(repo: Path) -> None:
+    """The two-cell notebook that builds lesson 02's cost explorer: the express notebook's badge and setup cell,
+    then the explorer."""
+    nb = json.loads((repo / EXPRESS).read_text(encoding="utf-8"))
+    cell = {"cell_type": "code", "execution_count": None, "id": "widgets", "metadata": {}, "outputs": [],
+            "source": WIDGET_CELL}
+    nb["cells"] = [*nb["cells"][:2], cell]
+    (repo / WIDGET_CHECK).write_text(json.dumps(nb, indent=1) + "\n", encoding="utf-8")
+
+
+def notebook_text(path: Path) -> str:
+    """Every stream and text/plain output of an executed notebook, joined."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    parts = [o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", "")
+             for c in nb["cells"] for o in c.get("outputs", [])]
+    return "".join("".join(p) if isinstance(p, list) else p for p in parts)
+
+
 def drive(py: Path, env: dict, repo: Path, out: Path, notebooks: list[str]) -> list[dict]:
     driver = out / "driver.py"
     driver.write_text(DRIVER)
@@ -230,6 +247,7 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     run(["cp", "-al", base, env_dir])
     out.mkdir()
     copy_checkout(repo)
+    write_widget_check(repo)
     py = env_dir / "bin" / "python"
     ipython_dir = work / "ipython"
     (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
@@ -279,7 +297,7 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     if problems:
         raise SimFailure("\n".join(problems))
 
-    print("lessons 01-03 and solutions 01-03 (cpu profile):", flush=True)
+    print("the express notebook and the cost explorer (cpu profile):", flush=True)
     results = drive(py, env, repo, out, NOTEBOOKS)
     summary["notebooks"] = {r["notebook"]: r["seconds"] for r in [first, *results]}
     rerun = re.compile(r"nothing to install .*, ([\d.]+) s")
@@ -291,7 +309,14 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
         if not r["setup_output"].startswith("Colab setup: nothing to install"):
             problems.append(f"{r['notebook']}: the rerun of the setup cell was not a no-op: {r['setup_output']!r}")
     widgets_version = installed_versions(py).get("ipywidgets")
-    cost_explorer = next(r for r in results if r["notebook"] == "lessons/02_context_window_economics.ipynb")
+    executed = out / EXPRESS.replace("/", "__")
+    if executed.exists() and not next(r for r in results if r["notebook"] == EXPRESS)["error"]:
+        text = notebook_text(executed)
+        for expected, what in (("trainer: unsloth", "it did not train with Unsloth"),
+                               ("report.html", "it wrote no report")):
+            if expected not in text:
+                problems.append(f"{EXPRESS}: {what} ({expected!r} not in its output)")
+    cost_explorer = next(r for r in results if r["notebook"] == WIDGET_CHECK)
     if widgets_version != "7.7.1" or not cost_explorer["widget_views"]:
         problems.append(f"lesson 02's cost explorer: ipywidgets {widgets_version}, "
                         f"{cost_explorer['widget_views']} widget views (want 7.7.1 and at least one)")  # fmt: skip

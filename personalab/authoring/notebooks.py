@@ -1,5 +1,5 @@
-"""Lessons and solutions: every course notebook is written as a percent-format script under
-``notebooks_src/`` and turned into ``lessons/`` and ``solutions/`` here, with the same header
+"""Lessons, solutions and the express notebook: every course notebook is written as a percent-format script
+under ``notebooks_src/`` and turned into ``lessons/``, ``solutions/`` and ``express/`` here, with the same header
 ("Open in Colab" badge, setup cell) on every one. ``exercises/`` is generated from ``solutions/``
 by :mod:`.exercises`. Run ``personalab notebooks build`` after editing a source.
 """
@@ -13,7 +13,9 @@ import nbformat
 from ..config import REPO_ROOT
 from .layout import REPO_SLUG, SRC_DIR, colab_badge, differing, dumps, write_changed
 
-KINDS = ("lessons", "solutions")
+#: Folders of notebooks, each generated from ``notebooks_src/<kind>/``. ``express/`` holds one notebook that runs
+#: every lesson's measurements in one runtime; it is not a lesson (run-course and the nbval suite leave it out).
+KINDS = ("lessons", "solutions", "express")
 
 SETUP_CELL = """\
 # Setup. In Colab this adds what the course needs to Colab's own runtime (its torch, numpy, ipykernel and
@@ -70,7 +72,7 @@ def targets() -> dict[Path, str]:
 
 
 def build() -> list[Path]:
-    """Regenerate lessons/ and solutions/. Returns the files that changed."""
+    """Regenerate lessons/, solutions/ and express/. Returns the files that changed."""
     return write_changed(targets())
 
 
