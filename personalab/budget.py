@@ -260,7 +260,7 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
     # 04: evaluations before (no prompt, prompt), training, evaluation after, one served reply
     cfg = finetune.default_config("cpu" if cpu else "gpu")
     n_heldout = infer.CPU_HELDOUT if cpu else len(load_requests("eval"))
-    eval_tokens = int(_default(infer.persona_eval, "max_new_tokens"))
+    eval_tokens = infer.eval_tokens(cpu)
     heldout = sum(_count(p) + 2 * MESSAGE_OVERHEAD for p in infer.held_out_prompts(n_heldout))
     prompt = 3 * heldout + n_heldout * (_count(system) + MESSAGE_OVERHEAD)  # before, prompted, after
     gen = 3 * n_heldout * eval_tokens

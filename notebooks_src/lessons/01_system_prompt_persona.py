@@ -116,10 +116,11 @@ marketing = persona.load_overlay("marketing")
 print(spec.render(marketing)[-300:])
 
 # %% tags=["llm"]
-for name in persona.available_overlays():
-    reply = backends.ask("Add a task: prepare the slides for Monday", system=spec.render(persona.load_overlay(name)),
-                         client_=client, model=model, max_tokens=60)
-    print(f"[{name}] {reply}")
+overlaid = {name: spec.render(persona.load_overlay(name)) for name in persona.available_overlays()}
+by_overlay = compare(["Add a task: prepare the slides for Monday"], overlaid, client=client, model=model,
+                     max_tokens=60, progress=False)  # the overlays' requests at once: the server batches them
+for name, replies in by_overlay.replies.items():
+    print(f"[{name}] {replies[0]}")
 
 # %% [markdown]
 # ## Few-shot: show the persona instead of describing it

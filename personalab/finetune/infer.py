@@ -55,6 +55,18 @@ CPU_HELDOUT = 32
 #: Eval conversations whose loss lesson 04 measures before and after training on a CPU (all 72 on a GPU): the
 #: two measurements of all 72 took about 50 s of the training cell on 2 cores.
 CPU_EVAL = 32
+#: Tokens per held-out reply: 48 on a CPU, as lesson 05's suites (the base model's replies run to the limit, and
+#: two evaluations of 32 of them at 64 tokens took 70 s of the cold course), 64 on a GPU.
+CPU_EVAL_TOKENS, GPU_EVAL_TOKENS = 48, 64
+
+
+def eval_tokens(cpu: bool | None = None) -> int:
+    """Tokens per reply :func:`persona_eval` generates by default: :data:`CPU_EVAL_TOKENS` on a CPU, else
+    :data:`GPU_EVAL_TOKENS`."""
+    from .. import config
+
+    cpu = not config.cuda_available() if cpu is None else cpu
+    return CPU_EVAL_TOKENS if cpu else GPU_EVAL_TOKENS
 
 
 def held_out_prompts(n: int | None = None) -> list[str]:
@@ -130,7 +142,7 @@ def persona_eval(
     spec: PersonaSpec | None = None,
     system: str | None = None,
     label: str = "",
-    max_new_tokens: int = 64,
+    max_new_tokens: int | None = None,
     progress: bool = True,
     quality: bool = True,
 ) -> dict[str, Any]:
@@ -145,6 +157,8 @@ def persona_eval(
     """
     if tokenizer is None:
         model, tokenizer = load_model(model)
+    if max_new_tokens is None:
+        max_new_tokens = eval_tokens()
     spec = spec or taskmaster()
     own = prompts is not None
     prompts = list(prompts) if own else held_out_prompts()

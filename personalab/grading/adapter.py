@@ -38,7 +38,6 @@ CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
 MAX_ADAPTER_MB = 100
 #: Held-out requests answered per submission (the first ones, in file order), and training replies scored.
 SAMPLE_REQUESTS, SAMPLE_TRAIN = 16, 16
-MAX_NEW_TOKENS = 64
 #: Files that may carry pickled code: never loaded, and their presence is refused.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 LINEAR = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
@@ -211,7 +210,7 @@ def evaluate_adapter(job: Mapping[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..finetune.infer import generate_replies
+    from ..finetune.infer import eval_tokens, generate_replies
 
     torch.set_num_threads(int(job.get("threads", 1)))
     tok = AutoTokenizer.from_pretrained(job["base"])
@@ -224,7 +223,8 @@ def evaluate_adapter(job: Mapping[str, Any]) -> dict[str, Any]:
         first = str(exc).splitlines()[0][:240] if str(exc) else type(exc).__name__
         return {"error": f"the adapter could not be loaded on the course base ({type(exc).__name__}: {first})"}
     tuned_loss = _reply_loss(model, tok, job["train"])
-    replies = generate_replies(model, tok, job["prompts"], max_new_tokens=int(job.get("max_new_tokens", 64)))
+    tokens = int(job.get("max_new_tokens") or eval_tokens())  # as persona_eval (tests ask for fewer)
+    replies = generate_replies(model, tok, job["prompts"], max_new_tokens=tokens)
     torch.set_num_threads(int(job.get("threads", 1)))
     return {"replies": replies, "tuned_loss": tuned_loss}
 
@@ -259,10 +259,10 @@ def base_reference(base_dir: Path, prompts: Sequence[str], train: Sequence[Seque
         if key not in _BASE_CACHE:
             import torch
 
-            from ..finetune.infer import generate_replies, load_model
+            from ..finetune.infer import eval_tokens, generate_replies, load_model
 
             model, tok = load_model(base_dir, dtype=torch.float32)
-            replies = generate_replies(model, tok, list(prompts), max_new_tokens=MAX_NEW_TOKENS)
+            replies = generate_replies(model, tok, list(prompts), max_new_tokens=eval_tokens())  # as persona_eval
             _BASE_CACHE[key] = (replies, _reply_loss(model, tok, train))
         return _BASE_CACHE[key]
 

@@ -223,7 +223,7 @@ def _adapter_verdicts(sub: Submission, exercise: Exercise, my_config: dict[str, 
         job: dict[str, Any] = {"base": str(base_dir), "adapter": str(tmpdir / "adapter"), "prompts": prompts,
                                "train": train, "out": str(tmpdir / "measured.json"), "threads": 1,
                                "status": str(tmpdir / "status.json"), "kernel_pid": str(tmpdir / "kernel.pid"),
-                               "max_new_tokens": ex04_adapter.MAX_NEW_TOKENS, "env": env}
+                               "env": env}
         if isolation.mode == "bwrap":
             job = _sandbox_paths(job, tmpdir)
             job["env"] = sandbox_env(env, relayed=False)
