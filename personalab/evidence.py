@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import costs
+from .rates import fmt_minutes
 from .results import Records, origin, record_data, target_named
 
 
@@ -134,6 +136,55 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def finetuned_on_disk(records: Records) -> Path | None:
+    """Lesson 04's merged checkpoint named by its saved ``04/training`` record, if it exists in this runtime."""
+    merged = (record_data(records, "04/training") or {}).get("merged_dir")
+    return Path(merged) if merged and (Path(merged) / "config.json").exists() else None
+
+
+def standalone_plan(records: Records, sources: Mapping[str, str], plan: Any = None) -> list[str]:
+    """What lesson 06 found from earlier lessons in this runtime, and what it does about each missing piece.
+
+    One line per result key of ``sources`` (:data:`personalab.report.SOURCES`) and one for lesson 04's model. A
+    missing model is fine-tuned by the hybrid section (:func:`personalab.evaluate.targets.ensure_finetuned`); a
+    missing result of lessons 01-05 leaves its matrix cell labelled "run lesson NN first". Times are estimates
+    from ``plan``, the profile's :func:`personalab.budget.request_budget` (none without it). Runs nothing.
+    """
+    from . import config
+
+    on = f" on the {plan.profile} profile" if plan is not None else ""
+
+    def takes(lesson: str) -> str:
+        return f"; lesson {lesson} takes {fmt_minutes(plan.lesson_seconds(lesson))}{on}" if plan is not None else ""
+
+    model = finetuned_on_disk(records)
+    out = []
+    for key, what in sources.items():
+        lesson = key.split("/")[0]
+        if key in records:
+            out.append(f"found    {key:14} {what} ({origin(records, key)})")
+        elif lesson == "06":
+            out.append(f"missing  {key:14} {what}: measured below, in this lesson")
+        elif key == "04/training" and model is None:
+            out.append(f"missing  {key:14} {what}: saved below by the hybrid's fine-tuning (see the last line)")
+        else:
+            out.append(f"missing  {key:14} {what}: not measured in this runtime, its matrix cell says "
+                       f"'run lesson {lesson} first'{takes(lesson)}")
+    if model is not None:
+        out.append(f"found    lesson 04's fine-tuned model at {model}: the hybrid (section 2) uses it")
+        return out
+    looked = (f"no saved 04/training in {config.home()}" if "04/training" not in records
+              else "04/training names a checkpoint that is not on this machine")
+    line = (f"missing  lesson 04's fine-tuned model ({looked}): the hybrid (section 2) fine-tunes it now with "
+            "lesson 04's settings")
+    if plan is not None:
+        train_s = sum(p.seconds for p in plan.lesson("04") if p.training_steps)
+        hybrid_s = sum(p.seconds for p in plan.lesson("06") if p.what.startswith("hybrid"))
+        line += (f", {fmt_minutes(train_s)}{on} (estimated), then measures it ({fmt_minutes(hybrid_s)} more; "
+                 "without lesson 05's cached replies it can take longer)")
+    return [*out, line + "; to skip the training, run lesson 04 first"]
 
 
 def _pair(pair: Mapping[str, float], pct: bool = True, ci: Mapping[str, Mapping[str, float]] | None = None) -> str:

@@ -17,13 +17,19 @@
 #
 # Every cell of the matrix says which model and hardware its number came from. Where a lesson has not been
 # run, the cell says so instead of showing a number.
+#
+# This lesson also works alone: each "Open in Colab" badge opens a fresh runtime, which holds none of the
+# earlier lessons' results. The cell below says what it found in `PERSONALAB_HOME` (the results of lessons
+# 01–05 and lesson 04's fine-tuned model) and, for each missing piece, what this lesson does instead, with an
+# estimate of the time from the course's request budget.
 
 # %%
-from personalab import decision, report, results
+from personalab import budget, decision, report, results
+from personalab.evidence import standalone_plan
 
 records = results.load_all()
-for key, what in report.SOURCES.items():
-    print(f"{'saved  ' if key in records else 'missing'}  {key:14} {what}")
+for line in standalone_plan(records, report.SOURCES, budget.request_budget()):
+    print(line)
 
 # %% [markdown]
 # ## 1. Changing a prompted persona
@@ -133,7 +139,8 @@ print(render_overlay(overlays[0]))
 # scripts and attack suite (the same settings, so the replies lesson 05 already produced come from the
 # cache). It adds one question lesson 05 did not ask: **does the overlay show?** — how often the replies
 # use the overlay's terms, next to how often the core model uses the same terms in the same conversations.
-# Lesson 04's fine-tuned model is needed; without it the cell says how to get it.
+# Lesson 04's fine-tuned model is needed; in a fresh runtime without it, the cell first fine-tunes it with
+# lesson 04's settings and says how long that takes (the first cell of this lesson estimated it too).
 
 # %% tags=["llm"]
 from personalab.errors import InputError
@@ -142,7 +149,8 @@ try:
     hyb = hybrid.evaluate_hybrid(overlays)
 except InputError as err:
     hyb = None
-    print(err)
+    print(f"{err}\nThe hybrid is not measured in this runtime (its matrix cells say so): "
+          "run lesson 04, then this cell again.")
 hyb
 
 # %% tags=["plot"]
