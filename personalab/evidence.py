@@ -191,6 +191,11 @@ def _pair(pair: Mapping[str, float], pct: bool = True, ci: Mapping[str, Mapping[
     return ", ".join(f"{k} {interval(v, (ci or {}).get(k), pct)}" for k, v in pair.items())
 
 
+def overlap(low_a: float, high_a: float, low_b: float, high_b: float) -> bool:
+    """Whether the intervals [low_a, high_a] and [low_b, high_b] share a value (touching counts)."""
+    return low_a <= high_b and low_b <= high_a
+
+
 def interval(value: float, ci: Mapping[str, float] | None, pct: bool = True) -> str:
     """'71% [50%, 88%] (n=14)' with an interval, else just the value ('71%', '0.85')."""
     fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")

@@ -31,7 +31,7 @@ from .. import costs
 from ..config import DATA_DIR
 from ..decision import APPROACHES, FINE_TUNING, HYBRID, MAX_UNUSABLE, SYSTEM_PROMPT, Thresholds
 from ..errors import InputError
-from ..evidence import duration, interval
+from ..evidence import duration, interval, overlap
 from . import Credit, Exercise, Incorrect, describe, expect_keys
 
 EXERCISE = Exercise("06", "Approach analysis from measured figures")
@@ -252,7 +252,7 @@ def reading(figure: Mapping[str, Any]) -> tuple[str, str]:
     if bad:
         return NOT_DECIDED, ("most replies were unusable (" + ", ".join(f"{k} {v:.0%}" for k, v in bad.items())
                              + "): the rate says nothing about the persona")
-    if p["low"] <= f["high"] and f["low"] <= p["high"]:
+    if overlap(p["low"], p["high"], f["low"], f["high"]):
         return NOT_DECIDED, "the 95 % intervals overlap"
     gap = f["value"] - p["value"]
     if abs(gap) < MIN_GAP:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..decision import APPROACHES
+from ..evidence import overlap
 from . import Exercise, Incorrect, expect_type
 
 #: How far a number read off a printed table may be from the measured one (the tables round to 1 %).
@@ -105,7 +106,7 @@ def _l01_fewshot(few_shot_intervals_overlap: Any, few_shot_rows: Any) -> str:
     if not isinstance(rows, list) or len(rows) < 2 or not all("marker low" in r for r in rows):
         raise Incorrect("`few_shot_rows` holds no few-shot measurement: run the few-shot cells first")
     plain, shot = rows[0], rows[-1]
-    want = plain["marker low"] <= shot["marker high"] and shot["marker low"] <= plain["marker high"]
+    want = overlap(plain["marker low"], plain["marker high"], shot["marker low"], shot["marker high"])
     if _flag(few_shot_intervals_overlap, "few_shot_intervals_overlap") != want:
         raise Incorrect(f"{plain['prompt']}: {plain['replies with a marker']}; {shot['prompt']}: "
                         f"{shot['replies with a marker']}. Do the two intervals share a value?")
@@ -245,7 +246,7 @@ def _l05_overlap(intervals_overlap: Any, held_all: Any) -> str:
     held_all = _measured(held_all, "held_all")
     names = {k.split(" ")[0]: v for k, v in held_all.items()}
     p, f = names["prompted"], names["fine-tuned"]
-    want = p["low"] <= f["high"] and f["low"] <= p["high"]
+    want = overlap(p["low"], p["high"], f["low"], f["high"])
     if _flag(intervals_overlap, "intervals_overlap") != want:
         raise Incorrect(f"prompted [{p['low']:.0%}, {p['high']:.0%}] and fine-tuned [{f['low']:.0%}, "
                         f"{f['high']:.0%}]: do they share a value?")
