@@ -21,6 +21,9 @@ SETUP_CELL = """\
 # Setup. In Colab this adds what the course needs to Colab's own runtime (its torch, numpy, ipykernel and
 # ipywidgets are kept): locks/colab.txt, installed once per runtime; a rerun installs nothing.
 # Elsewhere it only checks the install: run `python3 dev.py course` once from the repository root.
+# Each Colab badge opens a new runtime. USE_DRIVE = True keeps lesson 04's model and every lesson's results on your
+# Google Drive (Colab asks once), so a later lesson finds them; without it, a lesson recomputes what it needs.
+USE_DRIVE = False
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/persona-lab"):
@@ -31,7 +34,7 @@ if "google.colab" in sys.modules:
     from personalab.colab import install
     install()
 from personalab.notebook import setup
-profile = setup()"""
+profile = setup(use_drive=USE_DRIVE)"""
 
 
 def header_cells(kind: str, filename: str) -> list[nbformat.NotebookNode]:
