@@ -178,6 +178,34 @@ def test_teacher_cache_makes_a_rerun_free(tmp_path):
     assert len(ResponseCache(tmp_path / "cache.jsonl")) == 4
 
 
+def test_teacher_asks_conversations_at_the_same_time_and_keeps_their_order(tmp_path):
+    import threading
+
+    class EchoClient(FakeClient):
+        """Replies with the request's first user message, after every asked conversation has started."""
+
+        def __init__(self, n):
+            super().__init__()
+            self.all_started = threading.Barrier(n, timeout=10)
+
+        def create(self, *, model, messages, **kw):
+            if len(messages) == 2:  # the first turn of a conversation: wait until all are in flight
+                self.all_started.wait()
+            return _Resp("Great choice! " + messages[1]["content"])
+
+    reqs = [Request(f"r{i}", "create", [Turn(f"Add 'task {i}' for Friday.", "create", {})]) for i in range(5)]
+    client = EchoClient(len(reqs))
+    teacher = _teacher(client, tmp_path, concurrency=len(reqs))
+    ex = generate(reqs, method="teacher", teacher=teacher, progress=False)
+    order = [r.id for r in select_requests(reqs)]
+    assert [e["messages"][0]["content"] for e in ex] == [f"Add 'task {i[1:]}' for Friday." for i in order]
+    assert all(e["messages"][1]["content"] == "Great choice! " + e["messages"][0]["content"] for e in ex)
+    assert teacher.calls == len(reqs)
+    (tmp_path / "other").mkdir()
+    one_by_one = _teacher(FakeClient(), tmp_path / "other", concurrency=1)
+    assert len(generate(reqs, method="teacher", teacher=one_by_one, progress=False)) == len(reqs)
+
+
 def _conn_error():
     return openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
 

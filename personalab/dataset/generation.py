@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -93,6 +95,9 @@ class Teacher:
     calls: int = 0
     cache_hits: int = 0
     sleep: Callable[[float], None] = time.sleep
+    #: Conversations asked at the same time by :func:`generate` (the local server batches them; 1: one by one).
+    concurrency: int = 8
+    _count: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.client is None or self.model is None:
@@ -113,12 +118,14 @@ class Teacher:
         key = ResponseCache.key(self.model, messages, self.sampling)
         cached = self.cache.get(key)
         if cached is not None:
-            self.cache_hits += 1
+            with self._count:
+                self.cache_hits += 1
             return cached
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
-                self.calls += 1
+                with self._count:
+                    self.calls += 1
                 resp = self.client.chat.completions.create(model=self.model, messages=list(messages), **self.sampling)
                 text = (resp.choices[0].message.content or "").strip()
                 if text:
@@ -197,19 +204,25 @@ def generate(
     sys_text = system_message(spec, system)
     if method == "teacher" and teacher is None:
         teacher = Teacher()
-    examples: list[Example] = []
-    bar = tqdm(chosen, desc=f"{method} examples", unit="conv", disable=not progress)
-    for req in bar:
+    bar = tqdm(total=len(chosen), desc=f"{method} examples", unit="conv", disable=not progress)
+
+    def one(req: Request) -> Example:
         if method == "offline":
             msgs = offline_conversation(spec, req)
         else:
             assert teacher is not None
             msgs = teacher.conversation(spec, req, system, on_off_persona=on_off_persona)
-            bar.set_postfix(calls=teacher.calls, cached=teacher.cache_hits)
-        if sys_text:
-            msgs = [{"role": "system", "content": sys_text}, *msgs]
-        examples.append({"messages": msgs})
-    return examples
+            bar.set_postfix(calls=teacher.calls, cached=teacher.cache_hits, refresh=False)
+        bar.update()
+        return {"messages": [{"role": "system", "content": sys_text}, *msgs] if sys_text else msgs}
+
+    with bar:
+        if method == "offline" or teacher is None or teacher.concurrency <= 1:
+            return [one(req) for req in chosen]
+        # Conversations are independent (only the turns inside one depend on each other): the teacher answers
+        # several at once, and a local server batches them. The examples keep the order of ``chosen``.
+        with ThreadPoolExecutor(max_workers=teacher.concurrency) as pool:
+            return list(pool.map(one, chosen))
 
 
 def write_examples(path: str | Path, examples: Sequence[Example]) -> Path:
