@@ -276,7 +276,7 @@ def request_budget(profile: str | None = None, rates: Rates | None = None) -> Bu
                               2 * len(questions), 0, 0, q_prompt, q_gen,
                               q_gen / rates.inprocess + q_prompt / rates.prefill))
     # 05: drift, context policies and attacks on [prompted, fine-tuned, hybrid (marketing)]
-    settings = evaluate.suite_settings(quick=cpu)
+    settings = evaluate.suite_settings(quick=cpu, cpu=cpu)  # the profile's reply cap, not this machine's
     marketing = dict(overlays)["marketing"]
     targets = [(base, system), (tuned, None), (tuned, marketing)]
     scripts = evaluate.load_scripts()[: settings.n_scripts]

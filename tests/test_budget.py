@@ -46,7 +46,8 @@ def test_a_budget_over_its_goal_is_caught(budgets):
 
 
 def test_gpu_lesson_05_counts_come_from_the_full_suites(budgets):
-    """The issue's count: 3 targets x 4 scripts x 3 seeds x 22 turns = 792 drift requests, 174 attack requests."""
+    """The issue's count (3 targets x 4 scripts x seeds x 22 turns drift requests, 174 attack requests) with the GPU's
+    seeds (two since its replies may run to 72 tokens: evaluate.GPU_SEEDS)."""
     settings = evaluate.suite_settings(quick=False)
     scripts = evaluate.load_scripts()[: settings.n_scripts]
     attacks = evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category)
@@ -66,7 +67,7 @@ def test_cpu_lesson_05_plays_the_quick_suites(budgets):
 
 def test_the_budget_follows_the_settings(monkeypatch, budgets):
     bigger = dataclasses.replace(evaluate.suite_settings(quick=True), seeds=(0, 1), max_tokens=96)
-    monkeypatch.setattr(evaluate, "suite_settings", lambda quick=None: bigger)
+    monkeypatch.setattr(evaluate, "suite_settings", lambda quick=None, cpu=None: bigger)
     more = budget.request_budget("cpu")
     drift = phase(more, "05", "drift")
     assert drift.completions == 2 * phase(budgets["cpu"], "05", "drift").completions

@@ -69,7 +69,7 @@ class SuiteSettings:
     n_scripts: int
     seeds: tuple[int, ...]
     per_category: int | None
-    max_tokens: int = 48
+    max_tokens: int = 48  # CPU_REPLY_TOKENS
     temperature: float = 0.7
     concurrency: int = 2
     #: Turns played of each drift script (None: all of them).
@@ -83,17 +83,46 @@ class SuiteSettings:
         return Runner(temperature=self.temperature, max_tokens=self.max_tokens, **kwargs)
 
 
-def suite_settings(quick: bool | None = None) -> SuiteSettings:
-    """Quick on CPU (the first 16 turns of one drift script, one seed, 2 attacks per category: lesson 05 in a few
-    minutes on 2 cores), full on a GPU (every script and attack, 3 seeds). Both send 8 conversations at a time:
-    the local server batches them."""
+#: Reply cap (tokens) of lesson 05's suites on a CPU: the measured budget of the cold CPU course (issue 25).
+CPU_REPLY_TOKENS = 48
+#: Reply cap on a GPU. 48 tokens cut off a real model's closing next step (the persona's acknowledge, inform, next
+#: step), which the rule scorer then counts against it (issue 26). 72 fits 95% of the training replies of the course
+#: dataset (lesson 03's offline train split, 382 replies: median 34, 95th percentile 70, longest 87 tokens), counted
+#: with the CPU base's tokenizer (SmolLM2's) as a stated proxy for Qwen2.5's until a GPU measures its replies;
+#: tests/test_reply_cap.py recounts it.
+GPU_REPLY_TOKENS = 72
+#: Seeds of the full suites (a GPU): two, so that the longer replies keep the express run on a T4 within 30 minutes.
+#: ``personalab budget --profile colab-gpu``: 28.9 min with 48 tokens and 3 seeds, 36.9 with 72 and 3, 29.6 with 72
+#: and 2 (the T4 rates are assumptions until a T4 measures them).
+GPU_SEEDS = (0, 1)
+
+
+def reply_tokens(cpu: bool | None = None) -> int:
+    """Lesson 05's reply cap on this machine (``cpu``: None detects it): :data:`CPU_REPLY_TOKENS` or
+    :data:`GPU_REPLY_TOKENS`."""
     from .. import config
 
+    cpu = not config.cuda_available() if cpu is None else cpu
+    return CPU_REPLY_TOKENS if cpu else GPU_REPLY_TOKENS
+
+
+def suite_settings(quick: bool | None = None, *, cpu: bool | None = None) -> SuiteSettings:
+    """Quick on CPU (the first 16 turns of one drift script, one seed, 2 attacks per category: lesson 05 in a few
+    minutes on 2 cores), full on a GPU (every script and attack, :data:`GPU_SEEDS`). Replies are capped at
+    :func:`reply_tokens` of the machine (``cpu``: None detects it). Both send 8 conversations at a time: the local
+    server batches them."""
+    from .. import config
+
+    if cpu is None:
+        cpu = not config.cuda_available()
     if quick is None:
-        quick = not config.cuda_available()
+        quick = cpu
+    max_tokens = reply_tokens(cpu)
     if quick:
-        return SuiteSettings(n_scripts=1, seeds=(0,), per_category=2, concurrency=8, max_turns=16)
-    return SuiteSettings(n_scripts=len(load_scripts()), seeds=(0, 1, 2), per_category=None, concurrency=8)
+        return SuiteSettings(n_scripts=1, seeds=(0,), per_category=2, concurrency=8, max_turns=16,
+                             max_tokens=max_tokens)
+    return SuiteSettings(n_scripts=len(load_scripts()), seeds=GPU_SEEDS, per_category=None, concurrency=8,
+                         max_tokens=max_tokens)
 
 
 def save_results(drift: DriftResult | None = None, injection: InjectionResult | None = None,
