@@ -138,6 +138,22 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def how_to_measure(lesson: str) -> str:
+    """What a matrix cell says when lesson ``lesson``'s result is missing: 'run lesson NN first'; in Colab, where every
+    badge opens a new runtime, that it was not measured in this runtime and how to get it (run the lesson here, or
+    keep results across runtimes on Google Drive with ``USE_DRIVE = True`` in the setup cell)."""
+    from . import config
+    from .colab import DRIVE_MOUNT
+
+    if not config.in_colab():
+        return f"run lesson {lesson} first"
+    if config.home().resolve().is_relative_to(Path(DRIVE_MOUNT)):
+        return (f"not on your Google Drive yet: run lesson {lesson} (with USE_DRIVE = True, as here, its result is "
+                "kept there for the next runtime)")
+    return (f"not measured in this runtime: run lesson {lesson} here, or set USE_DRIVE = True in the setup cell to "
+            "keep results across runtimes")
+
+
 def finetuned_on_disk(records: Records) -> Path | None:
     """Lesson 04's merged checkpoint named by its saved ``04/training`` record, if it exists in this runtime."""
     merged = (record_data(records, "04/training") or {}).get("merged_dir")
@@ -149,8 +165,8 @@ def standalone_plan(records: Records, sources: Mapping[str, str], plan: Any = No
 
     One line per result key of ``sources`` (:data:`personalab.report.SOURCES`) and one for lesson 04's model. A
     missing model is fine-tuned by the hybrid section (:func:`personalab.evaluate.targets.ensure_finetuned`); a
-    missing result of lessons 01-05 leaves its matrix cell labelled "run lesson NN first". Times are estimates
-    from ``plan``, the profile's :func:`personalab.budget.request_budget` (none without it). Runs nothing.
+    missing result of lessons 01-05 leaves its matrix cell saying how to measure it (:func:`how_to_measure`). Times
+    are estimates from ``plan``, the profile's :func:`personalab.budget.request_budget` (none without it). Runs nothing.
     """
     from . import config
 
@@ -171,7 +187,7 @@ def standalone_plan(records: Records, sources: Mapping[str, str], plan: Any = No
             out.append(f"missing  {key:14} {what}: saved below by the hybrid's fine-tuning (see the last line)")
         else:
             out.append(f"missing  {key:14} {what}: not measured in this runtime, its matrix cell says "
-                       f"'run lesson {lesson} first'{takes(lesson)}")
+                       f"'{how_to_measure(lesson)}'{takes(lesson)}")
     if model is not None:
         out.append(f"found    lesson 04's fine-tuned model at {model}: the hybrid (section 2) uses it")
         return out

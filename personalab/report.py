@@ -1,10 +1,10 @@
 """The article's seven-dimension comparison matrix, filled with what *you* measured in lessons 01-06.
 
 Every cell is built from a saved result (``personalab.results``) and names the model and hardware it came
-from. A result that is missing gives a "run lesson NN first" cell, a number no lesson recorded gives "not
-measured", and a result that cannot be read gives a cell saying so: the report never crashes and never
-makes a number up. Beside each row stand the article's figures, quoted as the article's (most of them it
-calls illustrative)::
+from. A result that is missing gives a "run lesson NN first" cell (in Colab: not measured in this runtime, and
+how to get it), a number no lesson recorded gives "not measured", and a result that cannot be read gives a cell
+saying so: the report never crashes and never makes a number up. Beside each row stand the article's figures,
+quoted as the article's (most of them it calls illustrative)::
 
     rep = report.build()          # from personalab.results.load_all()
     rep                           # a table in the notebook
@@ -22,7 +22,7 @@ from typing import Any
 
 from . import plots, report_figures, results
 from .decision import quick_reference
-from .evidence import Evidence, cost_comparison, duration
+from .evidence import Evidence, cost_comparison, duration, how_to_measure
 from .io import atomic_write_bytes, atomic_write_text
 from .results import Records, model_name, origin, record_data, target_named
 
@@ -86,7 +86,18 @@ class Cell:
 
 def missing(lesson_key: str) -> Cell:
     lesson = lesson_key.split("/")[0]
-    return Cell(f"run lesson {lesson} first (no saved result '{lesson_key}')", status="missing", needs=lesson)
+    return Cell(f"{how_to_measure(lesson)} (no saved result '{lesson_key}')", status="missing", needs=lesson)
+
+
+def missing_line(lessons: list[str]) -> str:
+    """The report's one line on what is missing: which lessons to run (in Colab: in this runtime, or with Drive)."""
+    from . import config
+
+    runs = f"run lesson(s) {', '.join(lessons)}"
+    if config.in_colab():
+        return (f"Missing (not measured in this runtime): {runs} here, or set USE_DRIVE = True in the setup cell to "
+                "keep results across runtimes.")
+    return f"Missing: {runs} to fill the empty cells."
 
 
 def not_measured(why: str) -> Cell:
@@ -148,7 +159,7 @@ class Report:
         lines += ["", "Status of a cell: measured (a saved result), derived (computed from saved results), "
                   "by design, qualitative, not measured, or missing (run that lesson).", ""]
         if self.missing_lessons:
-            lines += [f"Missing: run lesson(s) {', '.join(self.missing_lessons)} to fill the empty cells.", ""]
+            lines += [missing_line(self.missing_lessons), ""]
         if self.base_lines:
             lines += ["Base model of every lesson 05 row:", "", *[f"- {_md(b)}" for b in self.base_lines], ""]
         if self.evidence or self.framework:
@@ -349,7 +360,7 @@ def _consistency(r: Records) -> dict[str, Cell]:
     for col, prefix in (("system prompt", "prompted"), ("fine-tuning", "fine-tuned"), ("hybrid", "hybrid")):
         parts, origins = [], []
         if drift is None:
-            parts.append("long conversations: run lesson 05 first (no saved result '05/drift')")
+            parts.append(f"long conversations: {how_to_measure('05')} (no saved result '05/drift')")
         else:
             name = target_named(summ.keys(), prefix)
             if name is None:

@@ -196,6 +196,23 @@ def test_missing_results_say_which_lesson_to_run(res_dir):
     assert "nothing measured yet" in md
 
 
+def test_missing_cells_in_colab_say_not_measured_in_this_runtime(res_dir, monkeypatch):
+    """Each Colab badge opens a new runtime: a missing cell says so and how to get the number there."""
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setenv("PERSONALAB_HOME", str(res_dir.parent / "home"))
+    rep = report.build()
+    cell = text(rep, "consistency", "system prompt")
+    assert cell.startswith("not measured in this runtime: run lesson 05 here, or set USE_DRIVE = True in the setup "
+                           "cell") and "'05/drift'" in cell and "first" not in cell
+    assert rep.cell("token cost", "fine-tuning").needs == "02"
+    md = rep.to_markdown()
+    assert "Missing (not measured in this runtime): run lesson(s) 02, 04, 05, 06 here, or set USE_DRIVE = True" in md
+    monkeypatch.setenv("PERSONALAB_HOME", "/content/drive/MyDrive/persona-lab")  # USE_DRIVE = True, nothing saved yet
+    assert text(report.build(), "robustness", "hybrid").startswith("not on your Google Drive yet: run lesson 05")
+    monkeypatch.delenv("COLAB_RELEASE_TAG")
+    assert text(report.build(), "robustness", "hybrid").startswith("run lesson 05 first")
+
+
 def test_partial_results(res_dir):
     write(res_dir, {k: v for k, v in FULL.items() if k[0] in ("01", "02")})
     rep = report.build()

@@ -24,6 +24,14 @@ def test_empty_home_says_what_is_missing_and_what_happens(tmp_path, monkeypatch)
     assert "fine-tunes it now" in model_line and "min" in model_line and "run lesson 04 first" in model_line
 
 
+def test_in_colab_missing_results_say_how_to_get_them_in_this_runtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONALAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    by_key = _lines_by_key(evidence.standalone_plan(results.load_all(), report.SOURCES))
+    assert "'not measured in this runtime: run lesson 05 here, or set USE_DRIVE = True" in by_key["05/drift"]
+    assert "run lesson 01 first" not in by_key["01/steering"]
+
+
 def test_saved_results_and_model_are_found(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONALAB_HOME", str(tmp_path / "home"))
     merged = tmp_path / "merged"
