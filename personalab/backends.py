@@ -6,12 +6,17 @@
    SmolLM2-135M-Instruct on ``cpu``, the model lesson 04 fine-tunes on a GPU (:func:`personalab.config.base_model`).
 
 ``PERSONALAB_BACKEND`` (local | remote | openai) overrides the choice; ``PERSONALAB_MODEL`` names the model.
+
+Comparisons (prompt vs weights) do not follow the active backend: their prompted side is always the profile's base
+model, the one lesson 04 fine-tunes (:func:`prompted_side`); an API model or a shared server serving another model
+takes part only as a labelled reference (:func:`reference_side`).
 The API key is read from the environment, a Colab secret or a hidden prompt; it is never printed or stored.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +137,55 @@ def ask(user: str, system: str | None = None, **params: Any) -> str:
     """Ask one question, optionally with a system prompt: the smallest useful call."""
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
     return chat(messages, **params)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its client, the model name requests use, the base model it runs (a base model name
+    of :mod:`personalab.config`, or the API model's), its label for a table and the backend it goes through."""
+
+    client: openai.OpenAI
+    model: str
+    base_model: str
+    label: str
+    backend: str = "local"
+
+    @property
+    def reference(self) -> bool:
+        return self.label.startswith("reference")
+
+
+def _serves(model: str, model_dir: Path) -> bool:
+    return Path(model).is_dir() and Path(model).resolve() == Path(model_dir).resolve()
+
+
+def prompted_side(base: str | None = None) -> Side:
+    """The prompted side of every comparison: the base model ``base`` (default: the profile's, the one lesson 04
+    fine-tunes) on the course's local server, whether or not an API key is set. A shared server (``OPENAI_BASE_URL``)
+    that serves this very checkpoint is used instead of starting a second server."""
+    base = base or config.base_model()
+    base_dir = base_model_dir(base)
+    title = config.model_title(base)
+    if active_backend() == "remote" and os.environ.get("PERSONALAB_MODEL"):
+        model = os.environ["PERSONALAB_MODEL"]
+        if _serves(model, base_dir):
+            return Side(client("remote"), model, base, f"{title} (shared server)", "remote")
+    return Side(client("local", model_dir=base_dir), local_server(base_dir).model, base, f"{title} (local server)")
+
+
+def reference_side(base_dir: str | Path | None = None) -> Side | None:
+    """The active API model (a key is set) or shared server as a labelled reference, never the prompted side:
+    'reference: gpt-4o-mini (OpenAI API)'. None when the backend is local, or when the shared server serves the base
+    model itself (``base_dir``, default the profile's), so a reference would repeat the prompted side."""
+    backend = active_backend()
+    if backend == "local":
+        return None
+    model = default_model(backend)
+    if Path(model).is_dir() and _serves(model, Path(base_dir) if base_dir else base_model_dir(config.base_model())):
+        return None
+    label = Path(model).name if Path(model).is_dir() else model
+    where = "OpenAI API" if backend == "openai" else "shared server"
+    return Side(client(backend), model, model, f"reference: {label} ({where})", backend)
 
 
 def stop_local_servers() -> None:

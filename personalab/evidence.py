@@ -45,6 +45,8 @@ class Evidence:
     retrain_source: str = ""
     prompt_change_s: float | None = None
     prompt_change_source: str = ""
+    #: A warning when numbers set side by side ran on different base models (:func:`base_mismatch`).
+    base_warning: str = ""
 
     @property
     def cost_known(self) -> bool:
@@ -90,6 +92,7 @@ class Evidence:
         ch = record_data(records, "06/change")
         if ch and isinstance(ch.get("total_s"), (int, float)):
             kw.update(prompt_change_s=float(ch["total_s"]), prompt_change_source=origin(records, "06/change"))
+        kw["base_warning"] = base_mismatch(compared_bases(records)) or ""
         return cls(**kw)
 
     def describe(self) -> list[str]:
@@ -110,7 +113,54 @@ class Evidence:
             out.append(f"retraining: {duration(self.retrain_s)} ({self.retrain_source})")
         if self.prompt_change_s is not None:
             out.append(f"prompt change: {duration(self.prompt_change_s)} ({self.prompt_change_source})")
+        if out and self.base_warning:
+            out.append(self.base_warning)
         return out
+
+
+#: Saved results whose numbers the matrix sets beside the fine-tuned model's, with the side each measured.
+PROMPTED_RESULTS = {"01/steering": "prompted (lesson 01)", "02/latency": "latency (lesson 02)",
+                    "06/change": "prompt change (lesson 06)"}
+
+
+def stated_base(record: Mapping[str, Any] | None) -> str | None:
+    """The base model a saved result ran on: its ``data.base_model``, else its model when that is a name (an API
+    model, a Hub id) rather than a served folder. None when the record does not say."""
+    if not isinstance(record, Mapping):
+        return None
+    data = record.get("data") if isinstance(record.get("data"), Mapping) else {}
+    named = data.get("base_model") or (data.get("config") or {}).get("base_model")
+    if named:
+        return str(named)
+    model = record.get("model")
+    return str(model) if model and not Path(str(model)).is_absolute() else None
+
+
+def compared_bases(records: Records) -> dict[str, str]:
+    """The base model behind each side the matrix compares: lessons 01, 02 and 06's prompted measurements, lesson
+    04's fine-tuning and every lesson 05 row (reference rows included, named 'reference: ...'). Unstated: left out."""
+    out = {label: base for key, label in PROMPTED_RESULTS.items() if (base := stated_base(records.get(key)))}
+    tr = records.get("04/training")
+    if isinstance(tr, Mapping) and isinstance(tr.get("data"), Mapping):
+        data = tr["data"]
+        base = (data.get("config") or {}).get("base_model") or data.get("base_model")
+        if base:
+            out["fine-tuned (lesson 04)"] = str(base)
+    out.update({str(k): str(v) for k, v in ((record_data(records, "05/drift") or {}).get("bases") or {}).items()})
+    return out
+
+
+def base_mismatch(bases: Mapping[str, str]) -> str | None:
+    """A warning when the compared sides (all but reference rows) ran on different base models, else None."""
+    compared = {name: base for name, base in bases.items() if not name.startswith("reference")}
+    if len(set(compared.values())) <= 1:
+        return None
+    by_base: dict[str, list[str]] = {}
+    for name, base in compared.items():
+        by_base.setdefault(base, []).append(name)
+    where = "; ".join(f"{', '.join(names)} on {base}" for base, names in by_base.items())
+    return ("WARNING: the compared rows sit on different base models, so the difference measured is not prompt vs "
+            f"weights alone ({where})")
 
 
 def cost_comparison(records: Records, finetuned_prompt_tokens: float = 0) -> costs.Comparison | None:

@@ -73,6 +73,8 @@ class LatencyTable:
     max_tokens: int
     repeats: int
     samples: list[Sample] = field(default_factory=list)
+    #: The base model measured, when it is the prompted side (:func:`personalab.backends.prompted_side`).
+    base_model: str | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per prompt size: medians (and min/max) over the repeats, and the TTFT added vs no prompt."""
@@ -136,6 +138,7 @@ class LatencyTable:
         f = self.fit()
         return {
             "model": self.model,
+            "base_model": self.base_model,
             "backend": self.backend,
             "hardware": self.hardware,
             "max_tokens": self.max_tokens,
@@ -337,8 +340,10 @@ def measure(
 ) -> LatencyTable:
     """Stream the same request with system prompts of ``sizes`` tokens, ``repeats`` times each (shuffled).
 
-    Without arguments it measures the active backend (``personalab.backends``). Sizes that do not fit a
-    local model's context are dropped. Returns a :class:`LatencyTable` (``.rows()``, ``.plot()``, ``.to_dict()``).
+    Without ``client`` it measures the prompted side, the profile's base model (:func:`personalab.backends.
+    prompted_side`), whether or not an API key is set; ``backend=`` names another backend to measure (a reference).
+    Sizes that do not fit a local model's context are dropped. Returns a :class:`LatencyTable` (``.rows()``,
+    ``.plot()``, ``.to_dict()``).
     """
     from . import backends, results
 
@@ -346,8 +351,12 @@ def measure(
         raise InputError(f"repeats must be >= 1, got {repeats}", field="repeats")
     if not sizes or any(int(s) < 0 for s in sizes):
         raise InputError("sizes must be a non-empty list of token counts >= 0", field="sizes")
-    if client is None:
-        backend = backend or backends.active_backend()
+    base_model = None
+    if client is None and backend is None:
+        side = backends.prompted_side()
+        client, model, base_model = side.client, model or side.model, side.base_model
+        backend = side.backend
+    elif client is None:
         client = backends.client(backend)
         model = model or backends.default_model(backend)
         if backend == "local" and model_dir is None:
@@ -381,7 +390,8 @@ def measure(
         usage_opts = {}
         _stream_once(client, model, messages(plan[0]), max_tokens, usage_opts)
 
-    table = LatencyTable(model=str(model), backend=backend, hardware=hardware, max_tokens=max_tokens, repeats=repeats)
+    table = LatencyTable(model=str(model), backend=backend, hardware=hardware, max_tokens=max_tokens, repeats=repeats,
+                         base_model=base_model)
     rng = random.Random(seed)
     order = []
     for run in range(repeats):

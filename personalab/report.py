@@ -22,7 +22,7 @@ from typing import Any
 
 from . import plots, report_figures, results
 from .decision import quick_reference
-from .evidence import Evidence, cost_comparison, duration, how_to_measure
+from .evidence import Evidence, base_mismatch, compared_bases, cost_comparison, duration, how_to_measure
 from .io import atomic_write_bytes, atomic_write_text
 from .results import Records, model_name, origin, record_data, target_named
 
@@ -122,21 +122,19 @@ class Report:
     evidence: list[str] = field(default_factory=list)
     figures: list[Any] = field(default_factory=list)  # report_figures.Figure
     figures_missing: list[str] = field(default_factory=list)
-    bases: dict[str, str] = field(default_factory=dict)  # lesson 05's row -> its base model
+    bases: dict[str, str] = field(default_factory=dict)  # compared side -> its base model (evidence.compared_bases)
 
     @property
     def base_lines(self) -> list[str]:
-        """The base model of every lesson 05 row, and a warning when the compared rows' bases differ."""
+        """The base model behind every compared number (lessons 01, 02, 04, 06 and each lesson 05 row), and a warning
+        when the compared ones differ (:func:`personalab.evidence.base_mismatch`)."""
         if not self.bases:
             return []
         lines = [f"{name}: {model_name(base)}" + (" (reference row, not part of the comparison)"
                                                    if name.startswith("reference") else "")
                  for name, base in self.bases.items()]  # fmt: skip
-        compared = {b for n, b in self.bases.items() if not n.startswith("reference")}
-        if len(compared) > 1:
-            lines.append("WARNING: the compared rows sit on different base models, so the difference measured "
-                         "is not prompt vs weights alone")  # fmt: skip
-        return lines
+        warning = base_mismatch(self.bases)
+        return [*lines, warning] if warning else lines
 
     @property
     def missing_lessons(self) -> list[str]:
@@ -161,7 +159,7 @@ class Report:
         if self.missing_lessons:
             lines += [missing_line(self.missing_lessons), ""]
         if self.base_lines:
-            lines += ["Base model of every lesson 05 row:", "", *[f"- {_md(b)}" for b in self.base_lines], ""]
+            lines += ["Base model behind each compared number:", "", *[f"- {_md(b)}" for b in self.base_lines], ""]
         if self.evidence or self.framework:
             lines += ["## The decision framework on your numbers", ""]
             lines += [f"- {e}" for e in self.evidence] or ["- nothing measured yet: the article's thresholds apply"]
@@ -203,7 +201,7 @@ class Report:
                  f"<p>Generated {html.escape(self.generated_at)} from the results saved by the lessons.</p>",
                  self._table_html()]
         if self.base_lines:
-            parts.append("<p>Base model of every lesson 05 row:</p><ul>"
+            parts.append("<p>Base model behind each compared number:</p><ul>"
                          + "".join(f"<li>{html.escape(b)}</li>" for b in self.base_lines) + "</ul>")
         if self.evidence or self.framework:
             parts.append("<h2>The decision framework on your numbers</h2><ul>")
@@ -519,7 +517,7 @@ def build(records: Records | None = None, *, framework: bool = True) -> Report:
             what = SOURCES.get(key) or OTHER_SOURCES.get(key, "saved result")
             used[key] = (f"{what}: {model_name(rec.get('model'))} · "
                          f"{rec.get('hardware', '?')} · saved {rec.get('saved_at', '?')}")
-    rep = Report(rows, used, bases=dict((record_data(records, "05/drift") or {}).get("bases") or {}))
+    rep = Report(rows, used, bases=compared_bases(records))
     rep.figures, rep.figures_missing = report_figures.build(records)
     if framework:
         ev = Evidence.from_results(records)
@@ -534,13 +532,18 @@ def measure_prompt_change(spec: Any = None, *, client: Any = None, model: str | 
                           max_tokens: int = 32) -> dict[str, Any]:
     """Time one persona change the system-prompt way: edit the spec, re-render it, send one request.
 
-    Returns seconds for the edit + render and for the request, the total, and the reply.
+    Without ``client`` the request goes to the prompted side, the profile's base model
+    (:func:`personalab.backends.prompted_side`), whether or not an API key is set. Returns seconds for the edit +
+    render and for the request, the total, the reply, the model and its base model (None for a given client).
     """
     from . import backends
     from .persona import taskmaster
 
     spec = spec or taskmaster()
-    client = client or backends.client()
+    base_model = None
+    if client is None:
+        side = backends.prompted_side()
+        client, model, base_model = side.client, model or side.model, side.base_model
     model = model or backends.default_model()
     t0 = time.perf_counter()
     edited = spec.model_copy(deep=True)
@@ -551,7 +554,7 @@ def measure_prompt_change(spec: Any = None, *, client: Any = None, model: str | 
                           model=model, client_=client, max_tokens=max_tokens)
     t2 = time.perf_counter()
     return {"render_s": t1 - t0, "request_s": t2 - t1, "total_s": t2 - t0, "reply": reply, "model": model,
-            "max_tokens": max_tokens}
+            "base_model": base_model, "max_tokens": max_tokens}
 
 
 # --------------------------------------------------------------------------------------------- plot

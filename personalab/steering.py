@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from tqdm.auto import tqdm
@@ -66,8 +67,11 @@ def compare(
     concurrency: int = 8,
 ) -> Comparison:
     """Ask every request once under every labelled system prompt, ``concurrency`` requests at a time (the local
-    server batches them); the replies come back in the order of ``requests``."""
-    client = client or backends.client()
+    server batches them); the replies come back in the order of ``requests``. Without ``client``: the prompted side,
+    the profile's base model (:func:`personalab.backends.prompted_side`), whether or not an API key is set."""
+    if client is None:
+        side = backends.prompted_side()
+        client, model = side.client, model or side.model
     model = model or backends.default_model()
     result = Comparison(list(requests))
     jobs = [(label, q) for label in prompts for q in requests]
@@ -83,3 +87,15 @@ def compare(
     for i, label in enumerate(prompts):
         result.replies[label] = replies[i * len(requests) : (i + 1) * len(requests)]
     return result
+
+
+def compare_reference(requests: list[str], system_prompt: str, **kwargs: Any) -> Comparison | None:
+    """``requests`` with ``system_prompt`` on the reference model (an API key, or a shared server serving another
+    model: :func:`personalab.backends.reference_side`), in one column labelled 'reference: ...'; None without one.
+
+    A reference is another base model, never the prompted side: it shows what the same prompt does on a larger
+    model, beside (not instead of) the base model that lesson 04 fine-tunes."""
+    ref = backends.reference_side()
+    if ref is None:
+        return None
+    return compare(requests, {ref.label: system_prompt}, client=ref.client, model=ref.model, **kwargs)

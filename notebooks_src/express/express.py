@@ -55,22 +55,24 @@ from personalab.steering import compare, heldout_requests
 
 spec = persona.taskmaster()
 system_prompt = spec.render()
-client, model = backends.client(), backends.default_model()
+prompted = backends.prompted_side()  # the base model lesson 04 fine-tunes, with or without an API key
+client, model = prompted.client, prompted.model
 requests = heldout_requests()
 comparison = compare(requests, {"no system prompt": None, "TaskMaster prompt": system_prompt}, client=client,
                      model=model)
 rates = comparison.marker_rates(spec)
 for label, rate in rates.items():
     print(f"{label:>20}: {rate:.0%} of {len(requests)} replies carry a TaskMaster marker")
-print("saved", results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests)}, model=model))
+print("saved", results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests),
+                                              "base_model": prompted.base_model}, model=model))
 
 # %% [markdown]
 # ## 2. What the prompt costs (lesson 02)
 #
 # The persona is sent with every request. Below: its exact token count, the monthly bill at 500,000 requests
 # with the prompt and with a fine-tuned model (gpt-4o-mini's prices from `data/pricing.yaml`), and the time
-# to first token measured against prompt length on this runtime's backend. Lesson 02 adds caching,
-# multi-turn conversations, distillation and the interactive cost explorer.
+# to first token measured against prompt length on the base model (with or without an OpenAI key). Lesson 02
+# adds caching, multi-turn conversations, distillation and the interactive cost explorer.
 
 # %% tags=["llm"]
 from personalab import costs, latency, tokens
@@ -103,6 +105,7 @@ results.save("02", "tokens", {
     "persona_text_tokens": overhead["text_tokens"],
     "persona_added_tokens": persona_tokens,
     "backend_model": model,
+    "base_model": prompted.base_model,
     "backend_persona_added_tokens": backend_persona["added_prompt_tokens"] if backend_persona else None,
 }, model="gpt-4o-mini")
 results.save("02", "costs", {

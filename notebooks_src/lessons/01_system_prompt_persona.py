@@ -47,12 +47,19 @@ except InputError as err:
 # ## Call it through the `openai` client
 #
 # The request is the one from the article: a system message with the persona, then the user's message.
+#
+# The model asked is the course's **base model**, the one lesson 04 fine-tunes (SmolLM2-135M-Instruct on a CPU,
+# Qwen2.5-0.5B-Instruct on a GPU), served on this machine: the prompted persona and the fine-tuned one must share a
+# base, or the comparison would measure two models instead of two approaches. With an OpenAI key (or a shared
+# server serving another model) that model is added further down as a column labelled *reference*, never in
+# place of the base.
 
 # %% tags=["llm"]
 from personalab import backends
 
-client = backends.client()
-model = backends.default_model()
+prompted = backends.prompted_side()  # the base model, with or without an API key
+client, model = prompted.client, prompted.model
+print("prompted side:", prompted.label)
 
 response = client.chat.completions.create(
     model=model,
@@ -82,6 +89,25 @@ comparison
 rates = comparison.marker_rates(spec)
 for label, rate in rates.items():
     print(f"{label:>20}: {rate:.0%} of {len(requests)} replies carry a TaskMaster marker")
+
+# %% [markdown]
+# With an OpenAI key or a shared server serving another model, the cell below asks that model the same requests
+# with the same prompt, as a **reference**: another, usually larger, model, so its rate says what the prompt can
+# do on a model that follows prompts well, not what it does on the base that lesson 04 fine-tunes. Without one it
+# says so and asks nothing.
+
+# %% tags=["llm"]
+from personalab.steering import compare_reference
+
+reference = compare_reference(requests, system_prompt, progress=False)
+if reference is None:
+    reference_rates = {}
+    print("no reference model (no OpenAI key or shared server): the comparison above is the whole story")
+else:
+    reference_rates = reference.marker_rates(spec)
+    for label, rate in reference_rates.items():
+        print(f"{label}: {rate:.0%} of {len(requests)} replies carry a marker (another base model: a reference, "
+              "not the prompted side)")
 
 # %% [markdown]
 # What to look for: compare the two columns reply by reply, then the two rates. On the CPU profile's base,
@@ -202,12 +228,15 @@ q3.check()
 # ## Save what you measured
 #
 # Lesson 06 fills its comparison matrix with your own numbers; this cell stores the marker rates measured
-# above, with the model and hardware they came from.
+# above, with the model and hardware they came from, and the base model (lesson 06 warns when numbers set side
+# by side come from different bases). A reference model's rate is kept apart from them.
 
 # %%
 from personalab import results
 
-path = results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests)}, model=model)
+path = results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests),
+                                       "base_model": prompted.base_model, "reference_marker_rates": reference_rates},
+                    model=model)
 print("saved", path)
 
 # %% [markdown]

@@ -66,21 +66,23 @@ print(f"the persona adds {persona_tokens:g} billed tokens to every request "
 #
 # A local model has its own tokenizer and chat template, so the same messages are a different number of
 # tokens. `tokens.count` uses the OpenAI recipe for an OpenAI model and the model's own tokenizer and template
-# for a local checkpoint. The cell compares that count with the `usage.prompt_tokens` the backend reports.
+# for a local checkpoint. The cell compares that count with the `usage.prompt_tokens` the server reports. The
+# model is the course's base model (the prompted side of every comparison, the one lesson 04 fine-tunes), with or
+# without an OpenAI key; gpt-4o-mini appears in this lesson as a price, and in section 6 as a labelled reference.
 
 # %% tags=["llm"]
 from personalab import backends
 from personalab.errors import InputError
 
-client = backends.client()
-model = backends.default_model()
+prompted = backends.prompted_side()
+client, model = prompted.client, prompted.model
 messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
 reply = client.chat.completions.create(model=model, messages=messages, max_tokens=1)
 try:
     ours = tokens.count(messages, model)
 except InputError:
     ours = None  # a remote model whose tokenizer is not on this machine
-print(f"backend model: {model}")
+print(f"prompted side: {prompted.label}")
 print(f"our count: {ours}   the backend's usage.prompt_tokens: {reply.usage.prompt_tokens}")
 backend_persona = tokens.persona_overhead(system_prompt, [user], model=model) if ours is not None else None
 if backend_persona:
@@ -202,12 +204,13 @@ widgets.plot_threshold(costs.Workload(persona_tokens, 50, 200), base, ft_table, 
 widgets.explorer(prices, persona_tokens=int(round(persona_tokens)))
 
 # %% [markdown]
-# ## 6. Latency, measured on your backend
+# ## 6. Latency, measured on the base model
 #
 # Every prompt token must be processed before the first output token appears. The cell sends the same user
 # message with system prompts of several sizes (TaskMaster's prompt repeated and cut to an exact token
 # count), streams each reply, and records the **time to first token** and the total time, three times each
-# in shuffled order. On the OpenAI API this costs a fraction of a cent.
+# in shuffled order. It measures the base model (the prompted side), the number lesson 06 sets beside the
+# fine-tuned model; with an OpenAI key, a later cell measures the API model as a labelled reference.
 
 # %% tags=["timing"]
 from personalab import latency
@@ -223,6 +226,16 @@ fit = lat.fit()
 if fit is not None:
     print(f"each 100 prompt tokens add {fit.ms_per_100_tokens:.2f} ms to the time to first token ({lat.label})")
 print(f"output rate after the first token: {lat.decode_tokens_per_s() or float('nan'):.1f} tokens/s")
+
+# %% tags=["timing"]
+reference = backends.reference_side()
+if reference is None:
+    print("no reference model (no OpenAI key or shared server): nothing more to measure")
+else:  # another model on other hardware: a reference, never the number lesson 06 compares
+    ref_fit = latency.measure(repeats=3, client=reference.client, model=reference.model, backend=reference.backend,
+                              progress=False).fit()
+    slope = f"{ref_fit.ms_per_100_tokens:.2f} ms per 100 prompt tokens" if ref_fit else "no fit (too few sizes)"
+    print(f"{reference.label}: {slope} (not saved; lesson 06 compares the base model's numbers)")
 
 # %% [markdown]
 # What to look for: how steep the time-to-first-token line is compared with the scatter between runs. A tiny
@@ -331,6 +344,7 @@ saved = results.save("02", "tokens", {
     "persona_text_tokens": overhead["text_tokens"],
     "persona_added_tokens": persona_tokens,
     "backend_model": model,
+    "base_model": prompted.base_model,
     "backend_persona_added_tokens": backend_persona["added_prompt_tokens"] if backend_persona else None,
 }, model="gpt-4o-mini")
 print("saved", saved)

@@ -108,8 +108,14 @@ for example in [ex for ex in train_examples if len(ex["messages"]) > 2][:2]:
 #
 # The local model is tiny, so on the `cpu` profile its answers are weak; with an OpenAI key
 # (`gpt-4o-mini`) they are the real thing. Either way, the same checks judge them below.
+#
+# A teacher only *writes the training data*: this is distillation (lesson 02, section 7), and gpt-4o-mini in this
+# role is a labelled reference model, not a side of the comparison. The prompted persona that lessons 05 and 06
+# compare with the fine-tuned one is always the base model lesson 04 fine-tunes, so the two differ only in where
+# the persona lives.
 
 # %% tags=["llm"]
+from personalab import backends
 from personalab.dataset import Teacher, marker_coverage
 
 teacher = Teacher(max_tokens=80)
@@ -118,7 +124,8 @@ for example in teacher_examples[:3]:
     for m in example["messages"]:
         print(f"{m['role']:>9}: {m['content']}")
     print()
-print(f"teacher {teacher.model}: {teacher.calls} calls, {teacher.cache_hits} from the cache")
+role = "the base model" if backends.reference_side() is None else "a reference model writing training data"
+print(f"teacher {teacher.model} ({role}): {teacher.calls} calls, {teacher.cache_hits} from the cache")
 print(f"marker coverage of the teacher's replies: {marker_coverage(teacher_examples, spec)['coverage']:.0%}")
 
 # %% [markdown]

@@ -37,7 +37,8 @@ for line in standalone_plan(records, report.SOURCES, budget.request_budget()):
 # The article says a system prompt "changes instantly" and a fine-tuned persona "requires retraining". The
 # retraining time is lesson 04's training run. The prompt side is timed here: edit the spec (a new
 # catchphrase), render it again, and send one request with the new prompt — from the edit to the first
-# reply in the new voice.
+# reply in the new voice. The request goes to the base model that lesson 04 fine-tunes, with or without an OpenAI
+# key, so the two sides of the comparison below ran on the same base.
 
 # %% tags=["llm", "timing"]
 change = report.measure_prompt_change()
@@ -83,8 +84,9 @@ from personalab.errors import InputError
 from personalab.persona import taskmaster
 
 log = requestlog.RequestLog()
-prompted = requestlog.logged_client(backends.client(), log)
-base_model = backends.default_model()
+side = backends.prompted_side()  # the base model lesson 04 fine-tunes, with or without an API key
+prompted = requestlog.logged_client(side.client, log)
+base_model = side.model
 persona_prompt = taskmaster().render()
 asks = ["Add a task: call the plumber tomorrow.", "I finished the slides for Friday."]
 for q in asks:
@@ -175,6 +177,10 @@ matrix = report.build(records)
 matrix
 
 # %% [markdown]
+# Below the matrix, the report names the base model behind each compared number, and warns when two numbers
+# set side by side ran on different base models (for example a prompted rate saved with an API model beside
+# lesson 04's fine-tuned small model): such a difference is not prompt vs weights alone.
+#
 # Read it row by row against the article's column. Setup cost and flexibility: what a change costs on each
 # side. Latency: what the persona's tokens add to the time to first token on your backend. Consistency and
 # robustness: lesson 05's measurements with their confidence intervals. Token cost: lesson 02's cost model

@@ -81,7 +81,8 @@ def ask(request: str, system: str | None) -> str:
         if key in _cache:
             return _cache[key]
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": request}]
-    reply = backends.chat(messages, **REQUEST_PARAMS)
+    side = backends.prompted_side()  # the base model, as steering.compare asks it, whether or not a key is set
+    reply = backends.chat(messages, model=side.model, client_=side.client, **REQUEST_PARAMS)
     with _cache_lock:
         _cache[key] = reply
     return reply

@@ -33,13 +33,15 @@ def separation_sample() -> tuple[list[str], list[bool]]:
 
 
 def run_my_attack(attack: attack_suite.Attack) -> dict[str, Any]:
-    """Play ``attack`` against the active backend with TaskMaster's prompt and the canary; judge it."""
+    """Play ``attack`` against the prompted side (the profile's base model, :func:`personalab.backends.prompted_side`,
+    whether or not an API key is set) with TaskMaster's prompt and the canary; judge it."""
     from .. import backends
     from ..evaluate.runner import Job, Runner, Target
     from ..evaluate.scorers import RuleScorer
     from ..persona import taskmaster
 
-    target = Target("prompted", backends.client(), backends.default_model(), taskmaster().render())
+    side = backends.prompted_side()
+    target = Target("prompted", side.client, side.model, taskmaster().render(), base_model=side.base_model)
     runner = Runner(temperature=ATTACK_PARAMS["temperature"], max_tokens=ATTACK_PARAMS["max_tokens"],
                     concurrency=1, progress=False)
     conv = runner.run([Job(target, attack.turns, script=attack.id, seed=ATTACK_PARAMS["seed"],

@@ -100,15 +100,10 @@ def mismatched_bases(targets: list[Target]) -> str | None:
 def reference_target(spec: PersonaSpec, base_dir: Path | None = None) -> Target | None:
     """The active API or shared server as an extra, labelled row (prompted persona). None when the backend is
     local, or when the shared server serves the base model itself (the row would repeat the prompted one)."""
-    backend = backends.active_backend()
-    if backend == "local":
+    ref = backends.reference_side(base_dir)
+    if ref is None:
         return None
-    model = backends.default_model(backend)
-    if base_dir is not None and Path(model).is_dir() and Path(model).resolve() == base_dir.resolve():
-        return None
-    label = Path(model).name if Path(model).is_dir() else model
-    where = "OpenAI API" if backend == "openai" else "shared server"
-    return Target(f"reference: {label} ({where})", backends.client(backend), model, spec.render(), base_model=model)
+    return Target(ref.label, ref.client, ref.model, spec.render(), base_model=ref.base_model)
 
 
 def course_targets(
