@@ -55,8 +55,8 @@ from personalab.steering import compare, heldout_requests
 
 spec = persona.taskmaster()
 system_prompt = spec.render()
-prompted = backends.prompted_side()  # the base model lesson 04 fine-tunes, with or without an API key
-client, model = prompted.client, prompted.model
+base_side = backends.prompted_side()  # the base model lesson 04 fine-tunes, with or without an API key
+client, model = base_side.client, base_side.model
 requests = heldout_requests()
 comparison = compare(requests, {"no system prompt": None, "TaskMaster prompt": system_prompt}, client=client,
                      model=model)
@@ -64,7 +64,7 @@ rates = comparison.marker_rates(spec)
 for label, rate in rates.items():
     print(f"{label:>20}: {rate:.0%} of {len(requests)} replies carry a TaskMaster marker")
 print("saved", results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests),
-                                              "base_model": prompted.base_model}, model=model))
+                                              "base_model": base_side.base_model}, model=model))
 
 # %% [markdown]
 # ## 2. What the prompt costs (lesson 02)
@@ -105,7 +105,7 @@ results.save("02", "tokens", {
     "persona_text_tokens": overhead["text_tokens"],
     "persona_added_tokens": persona_tokens,
     "backend_model": model,
-    "base_model": prompted.base_model,
+    "base_model": base_side.base_model,
     "backend_persona_added_tokens": backend_persona["added_prompt_tokens"] if backend_persona else None,
 }, model="gpt-4o-mini")
 results.save("02", "costs", {

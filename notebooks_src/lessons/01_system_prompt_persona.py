@@ -57,9 +57,9 @@ except InputError as err:
 # %% tags=["llm"]
 from personalab import backends
 
-prompted = backends.prompted_side()  # the base model, with or without an API key
-client, model = prompted.client, prompted.model
-print("prompted side:", prompted.label)
+base_side = backends.prompted_side()  # the base model, with or without an API key
+client, model = base_side.client, base_side.model
+print("prompted side:", base_side.label)
 
 response = client.chat.completions.create(
     model=model,
@@ -235,7 +235,7 @@ q3.check()
 from personalab import results
 
 path = results.save("01", "steering", {"marker_rates": rates, "n_requests": len(requests),
-                                       "base_model": prompted.base_model, "reference_marker_rates": reference_rates},
+                                       "base_model": base_side.base_model, "reference_marker_rates": reference_rates},
                     model=model)
 print("saved", path)
 

@@ -74,15 +74,15 @@ print(f"the persona adds {persona_tokens:g} billed tokens to every request "
 from personalab import backends
 from personalab.errors import InputError
 
-prompted = backends.prompted_side()
-client, model = prompted.client, prompted.model
+base_side = backends.prompted_side()
+client, model = base_side.client, base_side.model
 messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
 reply = client.chat.completions.create(model=model, messages=messages, max_tokens=1)
 try:
     ours = tokens.count(messages, model)
 except InputError:
     ours = None  # a remote model whose tokenizer is not on this machine
-print(f"prompted side: {prompted.label}")
+print(f"prompted side: {base_side.label}")
 print(f"our count: {ours}   the backend's usage.prompt_tokens: {reply.usage.prompt_tokens}")
 backend_persona = tokens.persona_overhead(system_prompt, [user], model=model) if ours is not None else None
 if backend_persona:
@@ -344,7 +344,7 @@ saved = results.save("02", "tokens", {
     "persona_text_tokens": overhead["text_tokens"],
     "persona_added_tokens": persona_tokens,
     "backend_model": model,
-    "base_model": prompted.base_model,
+    "base_model": base_side.base_model,
     "backend_persona_added_tokens": backend_persona["added_prompt_tokens"] if backend_persona else None,
 }, model="gpt-4o-mini")
 print("saved", saved)
