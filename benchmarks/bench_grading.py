@@ -139,7 +139,11 @@ def main() -> int:
               "notes": sorted({note for r in reports for note in r.notes}),
               "per_exercise_s": {ex: [round(min(v)), round(max(v))] for ex, v in sorted(by_exercise.items())},
               # what the per-exercise cell limits are calibrated on (personalab.grading.run.EXERCISE_CELL_TIMEOUT)
-              "slowest_cell": slowest}
+              "slowest_cell": slowest,
+              # where each notebook's time went, cell by cell (cells over 1 s)
+              "cells": {f"{r.submission.student}/{r.submission.exercise}": [c for c in r.cell_seconds
+                                                                            if c["seconds"] >= 1]
+                        for r in reports}}
     print(json.dumps(record, indent=1))
     full = sum(1 for r in reports if r.points == r.max_points)
     adapted = f", 04 with the adapter {adapter}" if adapter is not None else ""

@@ -34,6 +34,8 @@ class Report:
     exercise_title: str = ""
     #: the submission cell that ran longest, {"label", "seconds"} (None when the notebook did not run)
     slowest_cell: dict[str, Any] | None = None
+    #: how long each submission cell ran, [{"label", "seconds"}] (where the notebook's time went)
+    cell_seconds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def points(self) -> float:

@@ -175,17 +175,17 @@ def work(job_path: str) -> int:
     if note is None:
         note = _grading_error(nb.cells[n_sub:])
     status = {"note": note, "cell_errors": errors, "rerun_upto": rerun_upto, "timed_out": stuck,
-              "slowest_cell": _slowest_cell(nb.cells[:n_sub])}
+              "slowest_cell": _slowest_cell(nb.cells[:n_sub]), "cell_seconds": cell_seconds(nb.cells[:n_sub])}
     Path(job["status"]).write_text(json.dumps(status), encoding="utf-8")
     return 0
 
 
-def _slowest_cell(cells: Sequence[Any]) -> dict[str, Any] | None:
-    """The submission cell that ran longest ({"label", "seconds"}), from nbclient's timing metadata: what the
-    per-exercise cell limits are calibrated on (``personalab.grading.run.EXERCISE_CELL_TIMEOUT``)."""
+def cell_seconds(cells: Sequence[Any]) -> list[dict[str, Any]]:
+    """How long each submission cell ran ([{"label", "seconds"}], cells that never ran left out), from nbclient's
+    timing metadata: where a notebook's grading time goes."""
     from datetime import datetime
 
-    best: dict[str, Any] | None = None
+    out: list[dict[str, Any]] = []
     for i, cell in enumerate(cells):
         timing = cell.get("metadata", {}).get("execution")
         if not isinstance(timing, dict):
@@ -196,9 +196,14 @@ def _slowest_cell(cells: Sequence[Any]) -> dict[str, Any] | None:
         with contextlib.suppress(TypeError, ValueError):
             seconds = (datetime.fromisoformat(end.replace("Z", "+00:00")) -
                        datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-            if best is None or seconds > best["seconds"]:
-                best = {"label": cell_label(cells, i), "seconds": round(seconds, 1)}
-    return best
+            out.append({"label": cell_label(cells, i), "seconds": round(seconds, 1)})
+    return out
+
+
+def _slowest_cell(cells: Sequence[Any]) -> dict[str, Any] | None:
+    """The submission cell that ran longest ({"label", "seconds"}): what the per-exercise cell limits are calibrated
+    on (``personalab.grading.run.EXERCISE_CELL_TIMEOUT``)."""
+    return max(cell_seconds(cells), key=lambda c: c["seconds"], default=None)
 
 
 def _grading_error(cells: Sequence[Any]) -> str | None:
