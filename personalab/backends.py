@@ -44,13 +44,44 @@ def active_backend() -> str:
     return config.detect().backend
 
 
+#: Model folders that the server at ``OPENAI_BASE_URL`` already serves, by their path as the model name
+#: (``os.pathsep``-separated). ``personalab grade`` sets it for exercise 05's kernels, so that a sandbox asks the
+#: grader's shared batching servers (through its reply cache) instead of starting its own two.
+SERVED_ENV = "PERSONALAB_SERVED_MODELS"
+
+
+@dataclass(frozen=True)
+class ServedElsewhere:
+    """A model folder served by the server at ``base_url`` (see :data:`SERVED_ENV`): what :func:`local_server`
+    returns in place of a :class:`personalab.server.LocalServer` it would start."""
+
+    base_url: str
+    model: str
+    running: bool = True
+
+    def stop(self) -> None:
+        """Nothing to stop: the server is not this process's."""
+
+
+def served_elsewhere(model_dir: Path) -> ServedElsewhere | None:
+    """Where ``model_dir`` (resolved) is already served, per :data:`SERVED_ENV` and ``OPENAI_BASE_URL``; else None."""
+    base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+    listed = [p for p in os.environ.get(SERVED_ENV, "").split(os.pathsep) if p.strip()]
+    if not base_url or not any(Path(p).expanduser().resolve() == model_dir for p in listed):
+        return None
+    return ServedElsewhere(base_url, str(model_dir))
+
+
 def local_server(model_dir: str | Path | None = None):
-    """The shared local server for ``model_dir`` (default: the profile's base model), started on first use."""
+    """The shared local server for ``model_dir`` (default: the profile's base model), started on first use; the
+    server named by :data:`SERVED_ENV` when that one already serves it."""
     from .server import LocalServer
 
     if model_dir is None:
         model_dir = _default_local_model_dir()
     key = Path(model_dir).expanduser().resolve()
+    if (elsewhere := served_elsewhere(key)) is not None:
+        return elsewhere
     server = _local_servers.get(key)
     if server is None or not server.running:
         server = _local_servers[key] = LocalServer(key).start()

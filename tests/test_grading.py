@@ -241,7 +241,10 @@ def test_cell_limits_never_go_below_what_a_model_solution_needs():
     from personalab.grading.run import DEFAULT_CELL_TIMEOUT, cell_timeout_for
 
     assert cell_timeout_for("01") == DEFAULT_CELL_TIMEOUT and cell_timeout_for(None) == DEFAULT_CELL_TIMEOUT
-    assert cell_timeout_for("04") >= 900 and cell_timeout_for("05") >= 600  # training, the suites
+    assert cell_timeout_for("04") >= 900  # training
+    # exercise 05's slowest cell took 8.4 s in a graded class of 60 (its suites' replies and fluency readings are
+    # prepared once by the grader): the default covers it with room to spare
+    assert cell_timeout_for("05") >= DEFAULT_CELL_TIMEOUT
     assert cell_timeout_for("04", 30) == 30 and cell_timeout_for("01", 10) == 10  # an explicit limit wins
 
 

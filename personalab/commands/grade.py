@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                    help="notebooks run in parallel (default: half the CPU cores)")
     p.add_argument("--timeout", type=float, default=None,
-                   help="seconds one cell may run (default: 160; 1200 for exercises 04 and 05)")
+                   help="seconds one cell may run (default: 160; 1200 for exercise 04)")
     p.add_argument("--notebook-timeout", type=float, default=None,
                    help="seconds one whole notebook may run (default: from the cell limit and the cell count)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",

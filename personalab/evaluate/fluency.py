@@ -47,6 +47,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..cache import ResponseCache
 from ..errors import InputError
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -187,6 +188,10 @@ class FluencyGate:
     vocab: frozenset[str] | None = None
     #: A causal LM folder (the reference model) that reads each reply: with it, the ``perplexity`` check runs.
     reference: str | Path | None = None
+    #: Where readings are kept across processes (keyed by the reference model's weights and the reply), so a
+    #: reply read once is never read again: lesson 05 and its exercise read the same labelled sample, and the
+    #: grader reads it once for a whole class (:func:`perplexity_store`). None: in memory only.
+    store: ResponseCache | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.limits) - set(LIMITS)
@@ -195,6 +200,7 @@ class FluencyGate:
                              fix=f"use some of: {', '.join(LIMITS)}")
         self.limits = {**LIMITS, **self.limits}
         self._ppl: dict[str, float] = {}
+        self._weights: str | None = None
 
     def measures(self, reply: str) -> dict[str, float]:
         """Every measure of ``reply`` (before comparing with the limits)."""
@@ -233,9 +239,27 @@ class FluencyGate:
 
         keys = [r.strip() for r in replies]
         todo = list(dict.fromkeys(k for k in keys if k and k not in self._ppl))
+        if todo and self.store is not None:
+            for k in todo:
+                if (kept := self.store.get(self._store_key(k))) is not None:
+                    self._ppl[k] = float(kept)
+            todo = [k for k in todo if k not in self._ppl]
         if todo:
-            self._ppl.update(zip(todo, perplexity(todo, self.reference), strict=True))
+            read = perplexity(todo, self.reference)
+            self._ppl.update(zip(todo, read, strict=True))
+            if self.store is not None:
+                for k, value in zip(todo, read, strict=True):
+                    self.store.put(self._store_key(k), str(self.reference), repr(float(value)))
         return [self._ppl.get(k) if k else None for k in keys]
+
+    def _store_key(self, reply: str) -> str:
+        """The reading's key in :attr:`store`: the reference model's folder and weights, the reply, the measure."""
+        from .runner import fingerprint
+
+        if self._weights is None:
+            self._weights = fingerprint(str(self.reference))
+        return ResponseCache.key(str(self.reference), [{"role": "assistant", "content": reply}],
+                                 {"measure": "perplexity", "weights": self._weights})
 
     def _verdict(self, reply: str, ppl: float | None) -> FluencyVerdict:
         m = self.measures(reply)
@@ -306,7 +330,28 @@ def reference_model() -> Path | None:
     return convert_smollm2()
 
 
+#: Where the default gate keeps its perplexity readings (default ``HOME/cache/perplexity.jsonl``).
+PERPLEXITY_CACHE_ENV = "PERSONALAB_PERPLEXITY_CACHE"
+
+
+def perplexity_cache_path() -> Path:
+    """The file of the default gate's perplexity readings (``PERSONALAB_PERPLEXITY_CACHE``, else
+    ``HOME/cache/perplexity.jsonl``)."""
+    import os
+
+    from .. import config
+
+    return Path(os.environ.get(PERPLEXITY_CACHE_ENV) or config.home() / "cache" / "perplexity.jsonl")
+
+
+def perplexity_store() -> ResponseCache:
+    """The readings of :func:`perplexity_cache_path`, loaded now; new readings are appended to the file."""
+    return ResponseCache(perplexity_cache_path())
+
+
 @cache
 def default_gate() -> FluencyGate:
-    """One shared gate with the calibrated limits, reading replies with :func:`reference_model`."""
-    return FluencyGate(reference=reference_model())
+    """One shared gate with the calibrated limits, reading replies with :func:`reference_model` and keeping its
+    readings in :func:`perplexity_store`."""
+    reference = reference_model()
+    return FluencyGate(reference=reference, store=perplexity_store() if reference is not None else None)

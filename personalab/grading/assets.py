@@ -7,12 +7,18 @@ clock would stop a correct notebook. So before the first notebook runs, the grad
 1. makes sure the fine-tuned model exists in its own ``PERSONALAB_HOME`` (fine-tuning it once, with lesson 04's
    settings, when the instructor never ran lesson 04 there), and
 2. plays the grading-sized suites the model solution plays (:func:`personalab.evaluate.suite_settings`, the
-   checks' calibration) once, filling the reply cache.
+   checks' calibration) once, filling the reply cache, and
+3. has the fluency gate read the suites' replies and the labelled sample once, keeping its perplexity readings
+   (:func:`personalab.evaluate.fluency.perplexity_store`): reading the 290 labelled replies with the reference
+   model took 76-82 s of every notebook's agreement cell, and the suites' replies most of its 92-s suite cell.
 
-Each sandbox then sees the models at the same paths as the grader (read-only), a copy of the 04/training record
-and a copy of the reply cache: a submission that plays the same suites gets its replies from the cache, the
-replies every submission is graded on are the same, and only what a learner adds (their own attack) is
-generated. Nothing here trusts a submission: the cache and the record are the grader's, copied per job.
+Each sandbox then sees the models at the same paths as the grader (read-only), a copy of the 04/training record,
+of the reply cache and of the gate's readings: a submission that plays the same suites gets its replies and
+readings from the caches, the replies every submission is graded on are the same, and only what a learner adds
+(their own attack) is generated and read. The base and the fine-tuned model are served by the grader's own
+servers for the whole run (:func:`personalab.grading.batch.model_server`), so a sandbox starts none. Nothing here
+trusts a submission: the caches and the record are the grader's, copied per job (what a kernel writes to its
+copy is thrown away with the job), and they hold only what the grader's own models and reference model answered.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class Assets:
     finetuned_dir: Path | None = None
     training_record: Path | None = None
     reply_cache: Path | None = None
+    #: the fluency gate's perplexity readings of the suites' replies and the labelled sample
+    perplexity_cache: Path | None = None
     seconds: float = 0.0
 
     @property
@@ -48,7 +56,8 @@ class Assets:
         return [config.models_dir()] + ([self.finetuned_dir] if self.finetuned_dir else [])
 
     def copy_into(self, jobdir: Path) -> dict[str, Path]:
-        """Copy the record and the cache into a job folder; returns {"results": dir, "cache": file}."""
+        """Copy the record and the caches into a job folder; returns {"results": dir, "cache": file,
+        "perplexity": file}."""
         out: dict[str, Path] = {}
         if self.training_record is not None:
             dest = jobdir / "results" / "04" / "training.json"
@@ -61,6 +70,11 @@ class Assets:
             if self.reply_cache.exists():
                 shutil.copyfile(self.reply_cache, dest)
             out["cache"] = dest
+        if self.perplexity_cache is not None and self.perplexity_cache.exists():
+            dest = jobdir / "cache" / "perplexity.jsonl"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.perplexity_cache, dest)
+            out["perplexity"] = dest
         return out
 
 
@@ -73,6 +87,7 @@ def prepare(exercises: set[str | None], *, progress: bool = True) -> Assets:
     if not needed(exercises):
         return Assets()
     from .. import backends, evaluate, persona
+    from ..evaluate.fluency import perplexity_cache_path
     from ..evaluate.runner import default_cache_path
     from ..evaluate.targets import ensure_finetuned
 
@@ -91,12 +106,15 @@ def prepare(exercises: set[str | None], *, progress: bool = True) -> Assets:
                            max_turns=settings.max_turns)
         attacks = evaluate.sample_attacks(evaluate.load_attacks(), settings.per_category)
         evaluate.run_attacks(targets, attacks, runner)
+        # the gate's readings of the labelled sample, which the notebook's agreement cell reads (the suites'
+        # replies were read while they were scored)
+        evaluate.default_gate().check_many([row.reply for row in evaluate.load_labelled()])
     finally:
         backends.stop_local_servers()
     seconds = time.monotonic() - start
     say(f"exercise 05: ready in {seconds:.0f} s ({runner.requests} requests, {runner.cache.hits} from the cache)")
     return Assets(finetuned_dir=Path(tuned).resolve(), training_record=record if record.exists() else None,
-                  reply_cache=default_cache_path(), seconds=seconds)
+                  reply_cache=default_cache_path(), perplexity_cache=perplexity_cache_path(), seconds=seconds)
 
 
 __all__ = ["SUITE_EXERCISES", "Assets", "needed", "prepare"]

@@ -10,11 +10,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from .. import sandbox
 from ..config import environment
 from ..errors import InputError
-from .assets import Assets
+from .assets import Assets, needed
 from .assets import prepare as prepare_assets
 from .gradebook import Report, write_outputs
 from .isolation import Isolation
@@ -24,9 +25,10 @@ from .submissions import Submission, find_submissions
 
 
 @contextlib.contextmanager
-def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
+def model_server(enabled: bool, extra_models: Sequence[Path] = ()) -> Iterator[dict[str, Any]]:
     """Where kernels and checks find the model: ``OPENAI_BASE_URL`` if set (a workshop server, whose
-    ``OPENAI_API_KEY`` is passed on), else a local server started for the grading run (``enabled``)."""
+    ``OPENAI_API_KEY`` is passed on), else a local server started for the grading run (``enabled``), and one more
+    for each of ``extra_models`` (exercise 05's fine-tuned model): ``routes`` maps their names to their servers."""
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     model = os.environ.get("PERSONALAB_MODEL") or None
     if base_url or not enabled:
@@ -38,22 +40,27 @@ def model_server(enabled: bool) -> Iterator[dict[str, str | None]]:
         print("warning: personalab.server is not available: grading without a model server", file=sys.stderr)
         yield {"base_url": None, "model": None, "api_key": None}
         return
-    with LocalServer() as server, environment(OPENAI_BASE_URL=server.base_url, PERSONALAB_MODEL=server.model):
-        yield {"base_url": server.base_url, "model": server.model, "api_key": None}
+    with LocalServer() as server, contextlib.ExitStack() as stack, \
+            environment(OPENAI_BASE_URL=server.base_url, PERSONALAB_MODEL=server.model):
+        extra = [stack.enter_context(LocalServer(m)) for m in extra_models if Path(m).resolve() != server.model_dir]
+        yield {"base_url": server.base_url, "model": server.model, "api_key": None,
+               "routes": {s.model: s.base_url for s in extra}}
 
 
 @contextlib.contextmanager
-def reply_cache(where: dict[str, str | None], enabled: bool = True,
-                progress: bool = False) -> Iterator[dict[str, str | None]]:
+def reply_cache(where: dict[str, Any], enabled: bool = True, progress: bool = False) -> Iterator[dict[str, Any]]:
     """``where`` with its http model server behind a :class:`~personalab.grading.replycache.ReplyCache` (for the
     sandboxes and for the grader's own checks, so a greedy request asked by a kernel and again by the grader is
-    generated once); unchanged without a server, for an https one, or when not ``enabled``."""
+    generated once); unchanged without a server, for an https one, or when not ``enabled``. Behind the cache, the
+    ``routes`` of ``where`` (other models' servers) share its address: ``served`` lists every model it serves."""
     base_url = where.get("base_url")
+    routes = where.get("routes") or {}
     if not enabled or not base_url or not base_url.startswith("http://"):
-        yield where
+        yield {k: v for k, v in where.items() if k != "routes"}
         return
-    with ReplyCache(base_url) as cache, environment(OPENAI_BASE_URL=cache.base_url):
-        yield {**where, "base_url": cache.base_url}
+    with ReplyCache(base_url, routes=routes) as cache, environment(OPENAI_BASE_URL=cache.base_url):
+        served = [where["model"], *routes] if routes and where.get("model") else []
+        yield {**{k: v for k, v in where.items() if k != "routes"}, "base_url": cache.base_url, "served": served}
         if progress:
             print(f"reply cache: {cache.hits} of {cache.hits + cache.misses} greedy requests answered from memory",
                   file=sys.stderr)
@@ -75,7 +82,9 @@ def grade_all(
     isolation = isolation or Isolation()
     if assets is None:
         assets = prepare_assets({s.exercise for s in submissions}, progress=progress)
-    with model_server(server) as served, reply_cache(served, progress=progress) as where, \
+    # exercise 05's kernels ask the grader's servers for the fine-tuned model too, instead of starting their own
+    extra = [assets.finetuned_dir] if assets.finetuned_dir and needed({s.exercise for s in submissions}) else []
+    with model_server(server, extra) as served, reply_cache(served, progress=progress) as where, \
             tempfile.TemporaryDirectory(prefix="personalab-relay-") as relay_tmp:
         relay_dir = Path(relay_tmp)
         os.chmod(relay_dir, 0o755)

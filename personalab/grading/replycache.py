@@ -56,15 +56,33 @@ def cache_key(path: str, body: bytes) -> str | None:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _host_port(upstream: str) -> tuple[str, int]:
+    parts = urlsplit(upstream)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"the reply cache proxies http:// model servers only, not {upstream}")
+    return parts.hostname, parts.port or 80
+
+
+def requested_model(body: bytes) -> str | None:
+    """The ``model`` a request's JSON body names (None when it names none)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
+
+
 class ReplyCache:
     """A caching proxy for the model server at ``upstream`` (an ``http://`` base URL such as
-    ``http://127.0.0.1:8000/v1``); ``base_url`` is where clients reach it. Use as a context manager."""
+    ``http://127.0.0.1:8000/v1``); ``base_url`` is where clients reach it. ``routes`` sends the requests that name
+    another model to that model's own server ({model name: http base URL}; exercise 05's fine-tuned model), so one
+    address serves every model of the grading run. Use as a context manager."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, routes: dict[str, str] | None = None) -> None:
         parts = urlsplit(upstream)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the reply cache proxies http:// model servers only, not {upstream}")
-        self.upstream = (parts.hostname, parts.port or 80)
+        self.upstream = _host_port(upstream)
+        self.routes = {model: _host_port(url) for model, url in (routes or {}).items()}
         self.replies: dict[str, tuple[int, str, bytes]] = {}
         self.hits = 0
         self.misses = 0
@@ -114,7 +132,8 @@ def _handler(cache: ReplyCache) -> type[BaseHTTPRequestHandler]:
                 self._reply(*found)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            conn = http.client.HTTPConnection(*cache.upstream, timeout=UPSTREAM_TIMEOUT)
+            model = requested_model(body) if cache.routes and body else None
+            conn = http.client.HTTPConnection(*cache.routes.get(model or "", cache.upstream), timeout=UPSTREAM_TIMEOUT)
             try:
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
@@ -156,4 +175,4 @@ def _handler(cache: ReplyCache) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["CACHED_PATHS", "ReplyCache", "cache_key"]
+__all__ = ["CACHED_PATHS", "ReplyCache", "cache_key", "requested_model"]

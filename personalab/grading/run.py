@@ -34,16 +34,17 @@ from .worker import KERNEL_STARTUP, prepare
 #: base (SmolLM2-135M-Instruct, 2 cores, ``--jobs 2``, sandboxed; ``benchmarks/bench_grading.py`` reports it as
 #: ``slowest_cell``), times a margin of 4. Measured 2026-12-05, 2 learners x exercises 01, 02, 03, 05 and 06 beside
 #: other work (load average 5-8, so slower than a quiet grading run; benchmarks/RESULTS.md, "Grading a class on the
-#: real base"): exercise 01's comparison cell 31.2 s, 02's latency table 38.6 s, 03 and 06 under 7 s, 05's
-#: agreement cell 274 s. The default, 160 s, is 4 x 38.6 s (rounded up) and covers 01-03 and 06.
+#: real base"): exercise 01's comparison cell 31.2 s, 02's latency table 38.6 s, 03 and 06 under 7 s. The default,
+#: 160 s, is 4 x 38.6 s (rounded up) and covers 01-03, 05 and 06. In the 60-notebook class of 2026-12-05 (load 1-4)
+#: the slowest cells were 01 65.8 s and 02 64.3 s (both under 160 s) and 05 8.4 s: exercise 05's notebooks now use
+#: the grader's shared servers and its prepared replies and fluency readings (:mod:`personalab.grading.assets`), where
+#: its agreement cell used to take 274 s reading the labelled sample in the kernel (then 1,200 s was its limit).
 DEFAULT_CELL_TIMEOUT = 160
 GRADING_CELL_TIMEOUT = 300
-#: Exercises whose model solution runs longer than the default in one cell: exercise 05 (its agreement cell runs
-#: the fluency gate over the labelled sample in the kernel; the suites' replies are prepared once by the grader):
-#: 4 x 274 s, rounded up to 1,200 s. Exercise 04 trains in the notebook (about 3-4 min alone, slower beside another
-#: job); the grader skips that cell and measures the adapter instead, and keeps 1,200 s for a learner's notebook
-#: that trains in another cell.
-EXERCISE_CELL_TIMEOUT = {"04": 1200.0, "05": 1200.0}
+#: Exercises whose model solution runs longer than the default in one cell: exercise 04 trains in the notebook
+#: (about 3-4 min alone, slower beside another job); the grader skips that cell and measures the adapter instead,
+#: and keeps 1,200 s for a learner's notebook that trains in another cell.
+EXERCISE_CELL_TIMEOUT = {"04": 1200.0}
 #: Exercises graded from a submitted adapter instead of a training run (see :mod:`personalab.grading.adapter`).
 ADAPTER_EXERCISES = frozenset({"04"})
 #: Wall-clock limit of the sandboxed process that loads one adapter and answers the sample.
@@ -68,9 +69,11 @@ def grade_one(
     api_key: str | None = None,
     isolation: Isolation | None = None,
     assets: Assets | None = None,
+    served: Sequence[str] = (),
 ) -> Report:
     """Grade one notebook. Never raises for anything the submission does: problems become reasons. ``assets``:
-    what :func:`personalab.grading.assets.prepare` made ready for this run (exercise 05's model and replies)."""
+    what :func:`personalab.grading.assets.prepare` made ready for this run (exercise 05's model and replies);
+    ``served``: the model folders the server at ``base_url`` serves (exercise 05's kernels use it for them)."""
     start = time.monotonic()
     isolation = isolation or Isolation()
     if sub.exercise is None:
@@ -86,6 +89,10 @@ def grade_one(
     try:
         hidden = load_hidden(sub.exercise, isolation.grader_dir)
         env = kernel_env(base_url, model, api_key)
+        if served and sub.exercise in SUITE_EXERCISES:
+            from ..backends import SERVED_ENV
+
+            env[SERVED_ENV] = os.pathsep.join(served)
         report = _run_and_grade(sub, exercise, report, cell_timeout=cell_timeout_for(sub.exercise, cell_timeout),
                                 notebook_timeout=notebook_timeout,
                                 env=env, isolation=isolation, hidden=hidden, assets=assets)
@@ -169,6 +176,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
                              same_paths=shared.readonly_paths() if shared is not None and sandboxed else ())
         report.cell_errors = status.get("cell_errors", [])
         report.slowest_cell = status.get("slowest_cell") if isinstance(status.get("slowest_cell"), dict) else None
+        report.cell_seconds = [c for c in status.get("cell_seconds") or [] if isinstance(c, dict)]
         if status.get("note"):
             report.notes.append(status["note"])
         exported = read_values(values_path, nonce)
@@ -244,12 +252,16 @@ def _adapter_verdicts(sub: Submission, exercise: Exercise, my_config: dict[str, 
 def shared_env(assets: Assets, jobdir: Path) -> dict[str, str]:
     """The kernel's view of the grader's shared assets in a sandbox: copies of the 04/training record and of the
     reply cache in the job folder, the models at the grader's own paths."""
+    from ..evaluate.fluency import PERPLEXITY_CACHE_ENV
+
     copied = assets.copy_into(jobdir)
     env = {"PERSONALAB_MODELS": str(config.models_dir())}
     if "results" in copied:
         env["PERSONALAB_RESULTS"] = str(copied["results"])
     if "cache" in copied:
         env["PERSONALAB_EVAL_CACHE"] = str(copied["cache"])
+    if "perplexity" in copied:
+        env[PERPLEXITY_CACHE_ENV] = str(copied["perplexity"])
     return _sandbox_paths(env, jobdir)
 
 
