@@ -48,17 +48,20 @@ def test_corpus_is_up_to_date():
 
 def test_exercises_run_as_is_fail_every_check_without_crashing(tmp_path, fake_llm):
     # exercise 05's shared model and replies are not prepared here (assets=Assets()): this test is about the
-    # handout's placeholders; benchmarks/bench_grading.py measures the preparation and exercise 05's grading
-    reports = grading.grade_folder(REPO_ROOT / "exercises", tmp_path / "g.csv", jobs=2, cell_timeout=120,
+    # handout's placeholders; benchmarks/bench_grading.py measures the preparation and exercise 05's grading.
+    # Without them exercise 05's setup cell fine-tunes lesson 04's model and runs into the clock; a 30-s limit
+    # stops it there as surely as 120 s did (~90 s less in CI), and every other handout cell takes a few seconds
+    reports = grading.grade_folder(REPO_ROOT / "exercises", tmp_path / "g.csv", jobs=2, cell_timeout=30,
                                    progress=False, assets=grading.assets.Assets())
     assert reports, "no exercise notebooks found"
     for rep in reports:
         assert rep.notes == [], rep.notes
         # every check fails (0 points) and none crashes: a placeholder's answer is missing or still wrong
         assert rep.points == 0, [r for r in rep.results if r.points]
-        # "timed-out" where a cell the handout gives ran past the 120-s limit (exercise 05's suites): the clock's
-        # verdict, named as such
-        assert {r.status for r in rep.results} <= {"not-attempted", "incorrect", "timed-out"}, rep.results
+        # "timed-out" where a cell the handout gives ran past the 30-s limit (exercise 05's setup, which trains):
+        # the clock's verdict, named as such; no other exercise's handout may come near the limit
+        allowed = {"not-attempted", "incorrect"} | ({"timed-out"} if rep.submission.exercise == "05" else set())
+        assert {r.status for r in rep.results} <= allowed, rep.results
         nb = nbformat.read(rep.submission.path, as_version=4)
         placeholders = {i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", [])}
         raised = {e["cell"] for e in rep.cell_errors}
