@@ -31,9 +31,13 @@ FULL = {"q1": "2", "q2": "3", "q3": "2", "q4": "3", "q5": "1"}
 
 @pytest.fixture
 def fake_llm(monkeypatch):
+    from personalab import backends, config
+
     with FakeLLM() as llm:
         monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
-        monkeypatch.setenv("PERSONALAB_MODEL", llm.model)
+        # named by the base checkpoint's folder, the fake server is the prompted side (backends.prompted_side: a
+        # shared server serving that checkpoint); under its own name every comparison would start SmolLM2 instead
+        monkeypatch.setenv("PERSONALAB_MODEL", str(backends.base_model_dir(config.base_model())))
         monkeypatch.setenv("PERSONALAB_BACKEND", "remote")
         yield llm
 
