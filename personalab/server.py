@@ -51,17 +51,20 @@ def port_in_use(port: int, host: str = HOST) -> bool:
 
 
 def default_threads(cpus: int | None = None) -> int:
-    """Threads for one server: half the cores. The course runs up to two servers at once (the base model and the
-    fine-tuned one, lesson 05's targets), and two servers of 2 threads each on 2 cores fight over them: lesson 05's
-    drift conversations took 2.5x longer than with 1 thread each (``benchmarks/bench_server_threads.py``). One
-    server alone answers as fast with 1 thread as with 2 on this 135M model. ``PERSONALAB_SERVER_THREADS`` overrides."""
+    """Threads for one server: all the cores. Its OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, see
+    :func:`server_env`), so two servers at once (lesson 05's base and fine-tuned models) share the cores instead of
+    spinning against each other. Measured on 2 cores (``benchmarks/RESULTS.md``, "Server threads", 2026-12-05):
+    lesson 01's requests to one server took 0.81x the time on 2 passive threads as on 1 (spinning threads: 0.57x,
+    but spinning made two servers of 2 threads each 3.2x slower); lesson 05's two servers took 32.1 s on 2 passive
+    threads each against 36.0 s on 1 each.
+    ``PERSONALAB_SERVER_THREADS`` overrides."""
     override = os.environ.get("PERSONALAB_SERVER_THREADS", "").strip()
     if override:
         if not override.isdigit() or int(override) < 1:
             raise SettingError(f"PERSONALAB_SERVER_THREADS={override!r} is not a positive whole number",
                                fix="unset it, or set it to the threads each local server may use, e.g. 1")
         return int(override)
-    return max(1, (cpus or os.cpu_count() or 1) // 2)
+    return max(1, cpus or os.cpu_count() or 1)
 
 
 def server_env(threads: int | None = None) -> dict[str, str]:
@@ -75,6 +78,7 @@ def server_env(threads: int | None = None) -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         OMP_NUM_THREADS=str(threads or default_threads()),
+        OMP_WAIT_POLICY="PASSIVE",  # idle threads sleep: servers side by side do not spin against each other
         TOKENIZERS_PARALLELISM="false",
     )
     return env

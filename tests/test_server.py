@@ -116,15 +116,15 @@ def test_the_server_batches_with_a_bounded_cache_on_cpu():
     assert batching_flags(gpu=True) == ["--continuous-batching"]  # a GPU sizes its cache from its memory
 
 
-def test_each_server_gets_half_the_cores(monkeypatch):
+def test_each_server_gets_every_core_and_waits_passively(monkeypatch):
     from personalab.errors import SettingError
     from personalab.server import default_threads, server_env
 
     monkeypatch.delenv("PERSONALAB_SERVER_THREADS", raising=False)
-    assert [default_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 2, 8]
-    assert server_env(3)["OMP_NUM_THREADS"] == "3"
-    monkeypatch.setenv("PERSONALAB_SERVER_THREADS", "2")
-    assert default_threads(2) == 2 and server_env()["OMP_NUM_THREADS"] == "2"
+    assert [default_threads(n) for n in (1, 2, 4, 16)] == [1, 2, 4, 16]
+    assert server_env(3)["OMP_NUM_THREADS"] == "3" and server_env(3)["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("PERSONALAB_SERVER_THREADS", "1")
+    assert default_threads(2) == 1 and server_env()["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("PERSONALAB_SERVER_THREADS", "two")
     with pytest.raises(SettingError, match="PERSONALAB_SERVER_THREADS"):
         default_threads()

@@ -98,7 +98,7 @@ def generate_replies(
     *,
     system: str | None = None,
     max_new_tokens: int = 48,
-    batch_size: int = 16,
+    batch_size: int = 32,
     progress: bool = False,
 ) -> list[str]:
     """Greedy replies to single-turn ``prompts`` (with ``system`` as system prompt when given), batched."""
