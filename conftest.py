@@ -32,6 +32,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _server.stop()
 
 
+#: Settings a test may change only for itself: restored after every test. (A test once left PERSONALAB_MODELS set
+#: by colab.use_drive's setdefault, which monkeypatch.delenv of an unset name does not undo; the grading tests
+#: after it then converted a second base model and started a second server beside the session's.)
+GUARDED_ENV = ("PERSONALAB_", "OPENAI_")
+
+
+@pytest.fixture(autouse=True)
+def _course_settings_restored():
+    before = {k: v for k, v in os.environ.items() if k.startswith(GUARDED_ENV)}
+    yield
+    for key in [k for k in os.environ if k.startswith(GUARDED_ENV) and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def local_server():
     """The session's running LocalServer (skips when the run was started without one)."""

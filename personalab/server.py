@@ -7,6 +7,7 @@ its own process group so that stopping it leaves no process behind.
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import os
 import signal
@@ -38,6 +39,28 @@ def free_port(host: str = HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+#: Ports :meth:`LocalServer.start` tries when the one it picked is taken before the server binds it.
+PORT_TRIES = 3
+
+
+def _port_taken(message: str) -> bool:
+    """Whether a server's start-up log says its port was taken (errno 98, "address already in use")."""
+    return "address already in use" in message.lower() or "errno 98" in message.lower()
+
+
+def _listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` (or one of its children) listens on ``port``; None where psutil cannot tell."""
+    try:
+        import psutil
+
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for proc in procs for c in proc.net_connections(kind="tcp"))
+    except Exception:  # noqa: BLE001 - psutil missing, process gone, no permission: undecided
+        return None
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
@@ -150,16 +173,33 @@ class LocalServer:
             )
 
     def start(self) -> LocalServer:
+        """Start the server and wait until it answers. A port this class picked that another process takes before
+        the server binds it (a kernel starting at the same moment) is replaced by a new one, up to
+        :data:`PORT_TRIES` times."""
         if self.running:
             return self
         self._check_model()
-        if self.port is None:
+        if self.port is not None:
+            if port_in_use(self.port):
+                raise ServerError(
+                    f"port {self.port} on {HOST} is already taken. Pick another with --port, "
+                    f"or stop the process using it (`lsof -i :{self.port}`)."
+                )
+            self._launch()
+            self._wait_healthy()
+            return self
+        for attempt in range(1, PORT_TRIES + 1):
             self.port = free_port()
-        elif port_in_use(self.port):
-            raise ServerError(
-                f"port {self.port} on {HOST} is already taken. Pick another with --port, "
-                f"or stop the process using it (`lsof -i :{self.port}`)."
-            )
+            self._launch()
+            try:
+                self._wait_healthy()
+                return self
+            except ServerError as err:
+                if attempt == PORT_TRIES or not _port_taken(str(err)):
+                    raise
+        return self  # unreachable: the last try returns or raises
+
+    def _launch(self) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -190,10 +230,9 @@ class LocalServer:
             preexec_fn=_die_with_parent,
         )
         atexit.register(self.stop)
-        self._wait_healthy()
-        return self
 
     def _wait_healthy(self) -> None:
+        """Until ``/health`` answers ok from this server's own process (not from whoever else holds the port)."""
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
@@ -202,10 +241,11 @@ class LocalServer:
                 raise ServerError(f"the server exited while starting (model {self.model_dir}). Its log:\n{log}")
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{self.port}/health", timeout=2) as r:
-                    if json.loads(r.read()).get("status") == "ok":
-                        return
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
+                    ok = json.loads(r.read()).get("status") == "ok"
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+                ok = False  # not listening yet, or the port answers another protocol (someone else's socket)
+            if ok and _listens(self.process.pid, self.port) is not False:
+                return
             time.sleep(0.25)
         log = self.log_tail()
         self.stop()

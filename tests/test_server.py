@@ -128,3 +128,59 @@ def test_each_server_gets_every_core_and_waits_passively(monkeypatch):
     monkeypatch.setenv("PERSONALAB_SERVER_THREADS", "two")
     with pytest.raises(SettingError, match="PERSONALAB_SERVER_THREADS"):
         default_threads()
+
+
+def _zmq_like_listener() -> tuple[socket.socket, int]:
+    """A socket that answers every connection as a Jupyter kernel's ZMQ port does (not HTTP)."""
+    import threading
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return
+            conn.sendall(b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    return s, s.getsockname()[1]
+
+
+@pytest.mark.server
+def test_a_port_taken_while_the_server_starts_is_replaced(local_server, monkeypatch):
+    """CI once saw a kernel take the port free_port() had picked before the server bound it: the health check read
+    ZMQ bytes (BadStatusLine) and a grading check failed. Now the server retries on a new port."""
+    from personalab import server as server_mod
+
+    taken, port = _zmq_like_listener()
+    picks = iter([port])
+    monkeypatch.setattr(server_mod, "free_port", lambda host=server_mod.HOST: next(picks, None) or _free())
+    try:
+        server = LocalServer(local_server.model_dir).start()
+        try:
+            assert server.port != port and server.running
+            assert server_mod._listens(server.process.pid, server.port) is True
+            assert server_mod._listens(server.process.pid, port) is False
+        finally:
+            server.stop()
+    finally:
+        taken.close()
+
+
+def _free() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_port_taken_is_read_from_the_servers_log():
+    from personalab.server import _port_taken
+
+    assert _port_taken("ERROR: [Errno 98] error while attempting to bind on address ('127.0.0.1', 5): "
+                       "address already in use")
+    assert not _port_taken("ValueError: model_type not-a-real-architecture")
