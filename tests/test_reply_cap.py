@@ -44,3 +44,11 @@ def test_gpu_cap_fits_95_percent_of_the_training_replies(tmp_path):
     assert fits >= 0.95, f"{evaluate.GPU_REPLY_TOKENS} tokens fit only {fits:.1%} of {len(lengths)} replies"
     cpu_fits = sum(n <= evaluate.CPU_REPLY_TOKENS for n in lengths) / len(lengths)
     assert cpu_fits < 0.95  # the reason for a larger GPU cap: 48 tokens cut off the longer replies
+
+
+def test_lesson_04_evaluates_with_the_suites_caps():
+    """Lesson 04's held-out replies are judged at the same length as lesson 05's suites, on each profile."""
+    from personalab.finetune import infer
+
+    assert infer.eval_tokens(cpu=True) == evaluate.CPU_REPLY_TOKENS
+    assert infer.eval_tokens(cpu=False) == evaluate.GPU_REPLY_TOKENS
