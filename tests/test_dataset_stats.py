@@ -93,3 +93,35 @@ def test_plots_and_atomic_save(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG" and [p.name for p in tmp_path.iterdir()] == ["h.png"]
     fig2 = stats.plot_marker_coverage(stats.marker_coverage(DATA, taskmaster()))
     assert [round(p.get_width(), 2) for p in fig2.axes[0].patches] == [0.25, 0.25, 0.25, 0.75]
+
+
+def test_a_hub_base_is_counted_with_its_own_tokenizer(monkeypatch):
+    """On a GPU profile lesson 03 counts Qwen2.5's tokens (its tokenizer files, not its weights), named by its id."""
+    from personalab import models
+    from personalab.dataset import counting
+
+    fetched = []
+
+    def fake_fetch(repo_id):
+        fetched.append(repo_id)
+        return models.model_dir("smollm2")  # a ChatML checkpoint folder standing in for the Hub snapshot
+
+    monkeypatch.setattr(counting, "_hub_tokenizer_dir", fake_fetch)
+    counter = counting.base_counter("Qwen/Qwen2.5-0.5B-Instruct")
+    assert fetched == ["Qwen/Qwen2.5-0.5B-Instruct"]
+    assert counter.name == "Qwen/Qwen2.5-0.5B-Instruct (its chat template)" and counter.exact
+    assert counter.conversation([{"role": "user", "content": "Add a task"}]) > 3
+
+
+def test_a_base_whose_tokenizer_cannot_load_is_an_estimate_that_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    counter = token_counter("gpt-4o-mini")
+    with pytest.raises(InputError, match="could not be fetched"):
+        token_counter("no-such-org/no-such-model-anywhere")
+    from personalab.dataset import base_counter
+
+    estimate = base_counter("no-such-org/no-such-model-anywhere")
+    assert estimate.name.startswith(counter.name)
+    assert "an estimate for no-such-org/no-such-model-anywhere" in estimate.name
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("note: counting with the gpt-4o-mini tokenizer")

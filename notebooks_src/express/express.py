@@ -132,9 +132,9 @@ print("saved", results.save("02", "latency", lat.to_dict(), model=lat.model))
 # %%
 import time
 
-from personalab import config as pl_config
 from personalab.dataset import (
     Teacher,
+    base_counter,
     default_dataset_paths,
     drop_problems,
     generate,
@@ -156,7 +156,7 @@ train_examples = generate(load_requests("train"), spec, method=METHOD, teacher=t
 eval_examples = generate(load_requests("eval"), spec, method=METHOD, teacher=teacher, injection_ratio=0.1)
 build_s = time.perf_counter() - started
 openai_counter = token_counter("gpt-4o-mini")
-train_counter = token_counter(pl_config.base_model()) if profile.name == "cpu" else openai_counter
+train_counter = base_counter()  # the base model's own tokenizer (lesson 03)
 eval_examples = drop_problems(eval_examples, validate_examples(eval_examples, spec=spec, max_seq_length=MAX_SEQ_LENGTH,
                                                                counter=train_counter))
 report_03 = validate_examples(train_examples, spec=spec, max_seq_length=MAX_SEQ_LENGTH, counter=train_counter,

@@ -155,16 +155,15 @@ print("dataset written by:", METHOD)
 # * **leakage**: a training conversation whose user side matches an eval conversation makes the eval useless.
 #
 # Token counts depend on the tokenizer: OpenAI bills `gpt-4o-mini` tokens, while `max_seq_length` limits the
-# tokens of the model lesson 04 trains (on the `cpu` profile SmolLM2-135M-Instruct, with its own chat template).
+# tokens of the model lesson 04 trains, counted with that model's own tokenizer and chat template
+# (SmolLM2-135M-Instruct on the `cpu` profile, Qwen2.5-0.5B-Instruct on a GPU: its tokenizer files only, a few MB).
 
 # %%
-from personalab.dataset import token_counter, validate_examples
+from personalab.dataset import base_counter, token_counter, validate_examples
 
 MAX_SEQ_LENGTH = 512
 openai_counter = token_counter("gpt-4o-mini")
-from personalab import config
-
-train_counter = token_counter(config.base_model()) if profile.name == "cpu" else openai_counter
+train_counter = base_counter()  # the base model's tokenizer; gpt-4o-mini's, named as an estimate, if it cannot load
 print("counting training tokens with:", train_counter.name)
 
 report = validate_examples(train_examples, spec=spec, max_seq_length=MAX_SEQ_LENGTH, counter=train_counter,

@@ -6,7 +6,7 @@ deterministic generator), :mod:`.generate` (both generators, the OpenAI chat for
 counts), :mod:`.stats` (statistics, coverage, cost) and :mod:`.exercise` (exercise 03).
 """
 
-from .counting import TokenCounter, token_counter
+from .counting import TokenCounter, base_counter, token_counter
 from .generation import (
     DatasetPaths,
     ResponseCache,
@@ -40,6 +40,7 @@ from .validate import (
 )
 
 __all__ = [
+    "base_counter",
     "build_default_datasets",
     "build_requests",
     "CATEGORIES",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,37 @@ def _openai_counter(model: str) -> TokenCounter:
                         lambda ms: 3 + sum(3 + text_(m["role"]) + text_(m["content"]) for m in ms), text_)
 
 
-def _local_counter(model_dir: Path) -> TokenCounter:
+def base_counter(base: str | None = None) -> TokenCounter:
+    """A counter for the tokens lesson 04 trains on: the base model's own tokenizer and chat template (default: the
+    profile's base, e.g. Qwen2.5's on a GPU, fetched without its weights). Where it cannot be had (offline, not
+    cached), the gpt-4o-mini tokenizer, named as the estimate it is, with a one-line note."""
+    base = base or config.base_model()
+    try:
+        return token_counter(base)
+    except InputError as err:
+        print(f"note: counting with the gpt-4o-mini tokenizer as an estimate: {str(err).splitlines()[0]}")
+        counter = token_counter("gpt-4o-mini")
+        return dataclasses.replace(counter, name=f"{counter.name}, an estimate for {base}")
+
+
+#: The files of a Hub checkpoint that its tokenizer and chat template need (not its weights).
+TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "vocab.*", "merges.txt", "chat_template.*", "config.json",
+                   "*.model"]
+
+
+def _hub_tokenizer_dir(repo_id: str) -> Path:
+    """A local folder with ``repo_id``'s tokenizer (a few MB from the Hub, or the Hub cache when offline)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=TOKENIZER_FILES))
+    except Exception as exc:  # noqa: BLE001 - offline and not cached, unknown id, no access
+        raise InputError(f"the tokenizer of {repo_id!r} could not be fetched from the Hugging Face Hub "
+                         f"({type(exc).__name__})", field="tokenizer",
+                         fix="connect to the internet once (it is cached), or count with 'gpt-4o-mini'") from None
+
+
+def _local_counter(model_dir: Path, name: str | None = None) -> TokenCounter:
     from transformers import AutoTokenizer
 
     if not model_dir.is_dir():
@@ -90,7 +121,7 @@ def _local_counter(model_dir: Path) -> TokenCounter:
             ids = ids["input_ids"]
         return len(ids)
 
-    return TokenCounter(f"{model_dir.name} (its chat template)", True, conversation,
+    return TokenCounter(f"{name or model_dir.name} (its chat template)", True, conversation,
                         lambda s: len(tok(s, add_special_tokens=False)["input_ids"]))
 
 
@@ -100,10 +131,12 @@ def token_counter(tokenizer: str | Path | None = "gpt-4o-mini") -> TokenCounter:
     spec = str(tokenizer or "gpt-4o-mini")
     if spec == "approx":
         return approx_counter()
-    if spec in (config.SMOLLM2, config.EMBEDDED) or (spec.count("/") == 1 and not Path(spec).exists()):
+    if spec in (config.SMOLLM2, config.EMBEDDED):
         from ..models import model_dir
 
         return _local_counter(model_dir(spec))
+    if spec.count("/") == 1 and not Path(spec).exists():  # a Hub id: its tokenizer files only, not the weights
+        return _local_counter(_hub_tokenizer_dir(spec), name=spec)
     if Path(spec).is_dir():
         return _local_counter(Path(spec))
     return _openai_counter(spec)
