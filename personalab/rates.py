@@ -53,8 +53,8 @@ class Rates:
 _CPU_SOURCE = "benchmarks/RESULTS.md, 2-core x86_64 CPU, SmolLM2-135M-Instruct"
 CPU_RATES = Rates(
     profile="cpu", hardware="2 CPU cores (x86_64)",
-    decode_single=30.0, decode_batched=97.0, batch=8, prefill=400.0, inprocess=58.0,
-    step_s=5.5, train_setup_s=45.0, lesson_s=10.0, install_s=0.0,
+    decode_single=30.0, decode_batched=97.0, batch=8, prefill=400.0, inprocess=85.0,
+    step_s=4.5, train_setup_s=45.0, lesson_s=6.0, install_s=0.0,
     goal_s=12 * 60, goal="the cold course (run-course, new PERSONALAB_HOME, install not counted) in 12 minutes",
     measured={
         "decode_single": "30 tokens/s, one request at a time, SmolLM2-135M-Instruct on 2 quiet cores (measured "
@@ -62,10 +62,11 @@ CPU_RATES = Rates(
                          "bench_server_batching ran beside a process using a whole core: 5.5 tokens/s)",
         "decode_batched": "97 tokens/s, 8 at a time with --continuous-batching, on the same 2 quiet cores (RESULTS.md: "
                           "36.6 beside the busy process)",
-        "inprocess": "58 tokens/s: lesson 04's two base-model evaluations, 2 x 48 replies x 64 tokens in 105 s "
-                     "(cold run-course 2026-12-04)",
-        "step_s": "5.5 s/step: lesson 04's 24 steps in 131 s (cold run-course 2026-12-04)",
-        "lesson_s": "10 s: lesson 00 took 9.6 s in the cold run-course (kernel, imports, server start)",
+        "inprocess": "85 tokens/s: lesson 04's two base-model evaluations, 2 x 32 replies x 48 tokens in 36.0 s "
+                     "(cold run-course 2026-12-05 12:00, batches of 32; 58 tokens/s on 2026-12-04 in batches of 16)",
+        "step_s": "4.5 s/step: lesson 04's 24 steps in 107.6 s (cold run-course 2026-12-05 12:00; 5.5 on 2026-12-04)",
+        "lesson_s": "6 s: lesson 00 took 6.1 s in the cold run-course of 2026-12-05 12:00 (kernel, imports, server "
+                    "start; 9.6 s on 2026-12-04)",
     },
     assumed={
         "prefill": "400 prompt tokens/s: about 3x the training throughput (136 tokens/s forward + backward); "
