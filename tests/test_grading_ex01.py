@@ -142,19 +142,51 @@ def test_cli_writes_gradebook_and_feedback(tmp_path, fake_llm):
     assert sorted(p.name for p in (tmp_path / "g_feedback").iterdir()) == ["alice.md", "bob.md"]
 
 
+class _ServerWatch:
+    """Every ``transformers serve`` process that appears while it runs (the session's own server excluded)."""
+
+    def __init__(self, session_pid: int) -> None:
+        import threading
+
+        self.session_pid, self.seen, self.stop = session_pid, set(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(0.2):
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                cmd = " ".join(proc.info["cmdline"] or [])
+                if "transformers" in cmd and " serve " in cmd and proc.info["pid"] != self.session_pid:
+                    self.seen.add(cmd)
+
+    def __enter__(self) -> _ServerWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 @pytest.mark.server
 def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
-    """The solutions that need no training, graded (sandboxed, hidden cases included) against the local server's
-    base model: full marks. Solutions 04 (it trains) and 05 (the suites) prove their full marks in their own
-    instructor cell under nbval; grading them here too would run them twice in CI."""
+    """The solutions that need no training, graded as an instructor grades them (sandboxed where bubblewrap works,
+    hidden cases included, 2 jobs) against the local server's base model: full marks, and every kernel asks the
+    grader's one server (through the relay) instead of starting a model server of its own. Solutions 04 (it trains)
+    and 05 (the suites) prove their full marks in their own instructor cell under nbval; grading them here too would
+    run them twice in CI."""
     folder = tmp_path / "solutions"
     folder.mkdir()
     quick = [p for p in sorted((REPO_ROOT / "solutions").glob("*.ipynb")) if not p.name.startswith(("04", "05"))]
     for p in quick:
         shutil.copy(p, folder / p.name)
-    reports = grading.grade_folder(folder, tmp_path / "g.csv", jobs=2, progress=False)
+    isolation = grading.resolve_isolation("auto")
+    with _ServerWatch(local_server.process.pid) as watch:
+        reports = grading.grade_folder(folder, tmp_path / "g.csv", jobs=2, progress=False, isolation=isolation)
     assert len(reports) == len(quick) == 4
     for rep in reports:
         assert rep.cell_errors == [], f"{rep.submission.path.name}: {rep.cell_errors}"
         bad = [r for r in rep.results if r.status != "correct" or r.points != r.max_points]
         assert not bad, f"{rep.submission.path.name}: {bad}"
+    assert watch.seen == set(), f"a kernel or check started its own model server ({isolation.mode}): {watch.seen}"

@@ -166,6 +166,11 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
             job["env"] = sandbox_env(env, relayed=isolation.relay_dir is not None)
             if isolation.relay_dir is not None and env.get("OPENAI_BASE_URL"):
                 job["relay"] = {"base_url": job["env"]["OPENAI_BASE_URL"], "socket": f"{sandbox.RELAY_DIR}/model.sock"}
+            # the base model at the grader's own path: the kernel's prompted side (backends.prompted_side) then names
+            # the checkpoint the grader's server serves and asks it through the relay, instead of starting a server
+            # of its own in the sandbox (which it did for exercises 01, 02 and 06: a model load and unbatched,
+            # uncached replies in every notebook)
+            job["env"]["PERSONALAB_MODELS"] = str(config.models_dir())
             if shared is not None:
                 job["env"].update(shared_env(shared, tmpdir))
         prepared = prepare(nb, values_path=values_in_kernel, nonce=nonce, module=module_name(sub.exercise or ""),
@@ -173,7 +178,7 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
         (tmpdir / "submission.ipynb").write_text(nbformat.writes(prepared, version=4), encoding="utf-8")
         (tmpdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         status = _run_worker(tmpdir, job, limit, prepared.cells, workdir=workdir, isolation=isolation,
-                             same_paths=shared.readonly_paths() if shared is not None and sandboxed else ())
+                             same_paths=_same_paths(env, shared) if sandboxed else ())
         report.cell_errors = status.get("cell_errors", [])
         report.slowest_cell = status.get("slowest_cell") if isinstance(status.get("slowest_cell"), dict) else None
         report.cell_seconds = [c for c in status.get("cell_seconds") or [] if isinstance(c, dict)]
@@ -191,6 +196,18 @@ def _run_and_grade(sub: Submission, exercise: Exercise, report: Report, *, cell_
             report.results = [Result(r.question, 0.0, r.max_points, "error", why) if r.question == "q1" and
                               r.points < r.max_points else r for r in report.results]
     return report
+
+
+def _same_paths(env: dict[str, str], shared: Assets | None) -> list[Path]:
+    """Folders a sandbox mounts read-only at the grader's own paths: the base models, the checkpoint the grader's
+    server serves (``PERSONALAB_MODEL``, when a folder) and exercise 05's prepared assets."""
+    paths = [config.models_dir()]
+    served = env.get("PERSONALAB_MODEL", "")
+    if served and Path(served).is_dir():
+        paths.append(Path(served))
+    if shared is not None:
+        paths += shared.readonly_paths()
+    return list(dict.fromkeys(p.resolve() for p in paths))
 
 
 def _original_cells(errors: list[dict[str, Any]], original: Any, skipped: list[int]) -> list[dict[str, Any]]:
