@@ -139,3 +139,39 @@ def test_assets_copy_the_perplexity_readings(tmp_path: Path) -> None:
     assert env[PERPLEXITY_CACHE_ENV] == f"{sandbox.JOB}/cache/perplexity.jsonl"
     assert "perplexity" not in Assets(finetuned_dir=tmp_path, perplexity_cache=tmp_path / "none").copy_into(
         tmp_path / "job2")
+
+
+def test_beside_a_workshop_server_the_grader_serves_exercise_05s_models(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OPENAI_BASE_URL (a workshop server), exercise 05's base and fine-tuned models are served once by the
+    grader and routed by name, instead of by two servers in every sandbox."""
+    from personalab import server as server_mod
+
+    started: list[Path] = []
+
+    class FakeServer:
+        def __init__(self, model_dir: Path) -> None:
+            self.model, self.base_url = str(model_dir), f"http://127.0.0.1:{9000 + len(started)}/v1"
+            started.append(Path(model_dir))
+
+        def __enter__(self) -> FakeServer:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    base = tmp_path / "base"
+    monkeypatch.setattr(server_mod, "LocalServer", FakeServer)
+    monkeypatch.setattr(backends, "base_model_dir", lambda name: base)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.5:8000/v1")
+    monkeypatch.setenv("PERSONALAB_MODEL", "workshop-model")
+    tuned = tmp_path / "tuned"
+    with batch.model_server(True, [tuned]) as where:
+        assert where["base_url"] == "http://10.0.0.5:8000/v1" and where["model"] == "workshop-model"
+        assert where["routes"] == {str(base.resolve()): "http://127.0.0.1:9000/v1",
+                                   str(tuned.resolve()): "http://127.0.0.1:9001/v1"}
+    with batch.model_server(True) as where:  # no exercise 05 in the class: nothing started
+        assert "routes" not in where and len(started) == 2
+    monkeypatch.setenv("PERSONALAB_MODEL", str(base.resolve()))  # the workshop serves the base itself
+    with batch.model_server(True, [tuned]) as where:
+        assert list(where["routes"]) == [str(tuned.resolve())]

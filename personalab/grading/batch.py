@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import sandbox
+from .. import config, sandbox
 from ..config import environment
 from ..errors import InputError
 from .assets import Assets, needed
@@ -28,11 +28,27 @@ from .submissions import Submission, find_submissions
 def model_server(enabled: bool, extra_models: Sequence[Path] = ()) -> Iterator[dict[str, Any]]:
     """Where kernels and checks find the model: ``OPENAI_BASE_URL`` if set (a workshop server, whose
     ``OPENAI_API_KEY`` is passed on), else a local server started for the grading run (``enabled``), and one more
-    for each of ``extra_models`` (exercise 05's fine-tuned model): ``routes`` maps their names to their servers."""
+    for each of ``extra_models`` (exercise 05's fine-tuned model): ``routes`` maps their names to their servers.
+    Beside a workshop server, ``extra_models`` and the base model (unless the workshop server serves that very
+    folder) get local servers and routes, so that exercise 05's sandboxes start none of their own."""
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     model = os.environ.get("PERSONALAB_MODEL") or None
     if base_url or not enabled:
-        yield {"base_url": base_url, "model": model, "api_key": os.environ.get("OPENAI_API_KEY") if base_url else None}
+        key = os.environ.get("OPENAI_API_KEY") if base_url else None
+        where = {"base_url": base_url, "model": model, "api_key": key}
+        if not (base_url and enabled and extra_models):
+            yield where
+            return
+        # a workshop server beside exercise 05: the base and the fine-tuned model are served here, once, and routed
+        # by name behind the reply cache, instead of by two servers in every sandbox
+        from ..backends import base_model_dir
+        from ..server import LocalServer
+
+        local = [base_model_dir(config.base_model()), *extra_models]
+        local = [m for m in dict.fromkeys(Path(m).resolve() for m in local) if str(m) != model]
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(LocalServer(m)) for m in local]
+            yield {**where, "routes": {s.model: s.base_url for s in servers}}
         return
     try:
         from ..server import LocalServer
@@ -58,8 +74,12 @@ def reply_cache(where: dict[str, Any], enabled: bool = True, progress: bool = Fa
     if not enabled or not base_url or not base_url.startswith("http://"):
         yield {k: v for k, v in where.items() if k != "routes"}
         return
-    with ReplyCache(base_url, routes=routes) as cache, environment(OPENAI_BASE_URL=cache.base_url):
-        served = [where["model"], *routes] if routes and where.get("model") else []
+    from ..backends import SERVED_ENV
+
+    served = [m for m in [where.get("model"), *routes] if m] if routes else []
+    # the grader's own checks find the routed models behind the cache too (backends.served_elsewhere)
+    listed = {SERVED_ENV: os.pathsep.join(served)} if served else {}
+    with ReplyCache(base_url, routes=routes) as cache, environment(OPENAI_BASE_URL=cache.base_url, **listed):
         yield {**{k: v for k, v in where.items() if k != "routes"}, "base_url": cache.base_url, "served": served}
         if progress:
             print(f"reply cache: {cache.hits} of {cache.hits + cache.misses} greedy requests answered from memory",
