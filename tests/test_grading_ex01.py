@@ -24,6 +24,7 @@ sys.path.insert(0, str(FIXTURES))
 from fake_llm import FakeLLM  # noqa: E402
 from make_submissions import OUT as CORPUS  # noqa: E402
 from make_submissions import stale  # noqa: E402
+from server_watch import ServerWatch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 FULL = {"q1": "2", "q2": "3", "q3": "2", "q4": "3", "q5": "1"}
@@ -142,33 +143,6 @@ def test_cli_writes_gradebook_and_feedback(tmp_path, fake_llm):
     assert sorted(p.name for p in (tmp_path / "g_feedback").iterdir()) == ["alice.md", "bob.md"]
 
 
-class _ServerWatch:
-    """Every ``transformers serve`` process that appears while it runs (the session's own server excluded)."""
-
-    def __init__(self, session_pid: int) -> None:
-        import threading
-
-        self.session_pid, self.seen, self.stop = session_pid, set(), threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self.stop.wait(0.2):
-            for proc in psutil.process_iter(["pid", "cmdline"]):
-                cmd = " ".join(proc.info["cmdline"] or [])
-                if "transformers" in cmd and " serve " in cmd and proc.info["pid"] != self.session_pid:
-                    self.seen.add(cmd)
-
-    def __enter__(self) -> _ServerWatch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 @pytest.mark.server
 def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
     """The solutions that need no training, graded as an instructor grades them (sandboxed where bubblewrap works,
@@ -182,7 +156,7 @@ def test_solutions_get_full_marks_on_the_real_model(tmp_path, local_server):
     for p in quick:
         shutil.copy(p, folder / p.name)
     isolation = grading.resolve_isolation("auto")
-    with _ServerWatch(local_server.process.pid) as watch:
+    with ServerWatch(local_server.process.pid) as watch:
         reports = grading.grade_folder(folder, tmp_path / "g.csv", jobs=2, progress=False, isolation=isolation)
     assert len(reports) == len(quick) == 4
     for rep in reports:

@@ -228,10 +228,11 @@ def _course_adapter() -> Path | None:
 
 
 @pytest.mark.slow
+@pytest.mark.after_lessons
 def test_the_solution_with_its_adapter_gets_full_marks_without_training(tmp_path):
-    """The model solution plus lesson 04's adapter (PERSONALAB_TEST_ADAPTER, else HOME/runs/finetune/adapter),
-    graded in the sandbox: full marks, and the training cell never ran. Without the adapter, every point of
-    questions 2-4 is lost with the reason."""
+    """The model solution plus lesson 04's adapter (PERSONALAB_TEST_ADAPTER, else HOME/runs/finetune/adapter, which
+    the lessons' nbval run saves before this test), graded in the sandbox with 2 jobs: full marks, and the training
+    cell never ran. Without the adapter, every point of questions 2-4 is lost with the reason."""
     from personalab import grading, sandbox
 
     adapter = _course_adapter()

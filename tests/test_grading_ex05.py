@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from server_watch import ServerWatch
 
 from personalab import backends, quality
 from personalab.cache import ResponseCache
@@ -175,3 +176,31 @@ def test_beside_a_workshop_server_the_grader_serves_exercise_05s_models(tmp_path
     monkeypatch.setenv("PERSONALAB_MODEL", str(base.resolve()))  # the workshop serves the base itself
     with batch.model_server(True, [tuned]) as where:
         assert list(where["routes"]) == [str(tuned.resolve())]
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.after_lessons
+def test_the_solution_gets_full_marks_under_two_jobs(tmp_path: Path, local_server) -> None:
+    """Exercise 05's model solution (instructor cells removed, as a learner hands it in), two learners graded as an
+    instructor grades them (sandboxed where bubblewrap works, 2 jobs, the default cell limits) after the lessons
+    saved lesson 04's model: full marks, no cell timed out, and no kernel started a model server of its own."""
+    import nbformat
+
+    from personalab import grading
+    from personalab.config import REPO_ROOT
+
+    nb = nbformat.read(REPO_ROOT / "solutions" / "05_drift_and_injection.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if not {"instructor", "hidden"} & set(c.metadata.get("tags", []))]
+    for learner in ("ana", "ben"):
+        (tmp_path / "class" / learner).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / learner / "05_drift_and_injection.ipynb")
+    with ServerWatch(local_server.process.pid) as watch:
+        reports = grading.grade_folder(tmp_path / "class", tmp_path / "g.csv", jobs=2, progress=False,
+                                       isolation=grading.resolve_isolation("auto"))
+    assert watch.in_workers == set(), f"a learner's kernel started a model server: {watch.in_workers}"
+    assert len(reports) == 2
+    for rep in reports:
+        assert rep.cell_errors == [], rep.cell_errors
+        lost = [(r.question, r.reason) for r in rep.results if r.points != r.max_points]
+        assert not lost, lost
