@@ -307,3 +307,25 @@ def test_eval_sample_is_smaller_on_a_cpu_and_whole_on_a_gpu(monkeypatch):
     assert finetune.eval_sample(rows, 5) == rows[:5]
     monkeypatch.setattr(config, "cuda_available", lambda: True)
     assert finetune.eval_sample(rows) == rows
+
+
+def test_the_saved_training_record_holds_the_three_readings():
+    """Lesson 04 and the express notebook save the same ``04/training`` record (one source: TrainResult.record)."""
+    from personalab.finetune.result import TrainResult
+
+    cfg = finetune.default_config()
+    result = TrainResult(backend="unsloth", base_model=cfg.base_model, output_dir="o", adapter_dir="o/adapter",
+                         merged_dir="o/merged", config=cfg.to_dict(), metrics={"steps": 24, "train_s": 86.0},
+                         losses=[2.7, 1.4], eval={"loss_before": 2.8, "loss_after": 1.1})
+
+    def reading(rate, fluent, facts):
+        return {"rate": rate, "fluent_rate": fluent, "task_fact_rate": facts, "n": 32}
+
+    record = result.record(reading(0.0, 0.9, 0.1), reading(0.06, 0.9, 0.2), reading(1.0, 0.95, 0.6),
+                           train_examples=292, config=cfg)
+    markers = (record["marker_rate_before"], record["marker_rate_prompted"], record["marker_rate_after"])
+    assert markers == (0.0, 0.06, 1.0)
+    assert (record["fluent_rate_before"], record["fluent_rate_after"]) == (0.9, 0.95)
+    assert (record["task_fact_rate_before"], record["task_fact_rate_after"]) == (0.1, 0.6)
+    assert record["heldout_requests"] == 32 and record["train_examples"] == 292
+    assert record["merged_dir"] == "o/merged" and record["eval_loss_after"] == 1.1 and record["config"] == cfg.to_dict()

@@ -215,19 +215,8 @@ m = result.metrics
 print(f"eval loss {result.eval.get('loss_before', float('nan')):.3f} before, "
       f"{result.eval.get('loss_after', float('nan')):.3f} after; training {m['train_s']:.1f} s "
       f"({m['time_per_step_s']:.3f} s/step), peak memory {m['peak_memory_mb']:.0f} MB on {m['device']}")
-print("saved", results.save("04", "training", {
-    **result.summary(),
-    "marker_rate_before": before["rate"],
-    "marker_rate_prompted": prompted["rate"],
-    "marker_rate_after": after["rate"],
-    "fluent_rate_before": before["fluent_rate"],
-    "fluent_rate_after": after["fluent_rate"],
-    "task_fact_rate_before": before["task_fact_rate"],
-    "task_fact_rate_after": after["task_fact_rate"],
-    "heldout_requests": before["n"],
-    "train_examples": len(train_examples),
-    "config": config.to_dict(),
-}, model=config.base_model))
+record = result.record(before, prompted, after, train_examples=len(train_examples), config=config)
+print("saved", results.save("04", "training", record, model=config.base_model))
 
 # %% tags=["plot"]
 finetune.plot_rates([before, prompted, after]);

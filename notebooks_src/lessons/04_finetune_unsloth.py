@@ -400,19 +400,8 @@ q2.check()
 # training time and memory into the decision matrix.
 
 # %%
-saved = results.save("04", "training", {
-    **result.summary(),
-    "marker_rate_before": before["rate"],
-    "marker_rate_prompted": prompted["rate"],
-    "marker_rate_after": after["rate"],
-    "fluent_rate_before": before["fluent_rate"],
-    "fluent_rate_after": after["fluent_rate"],
-    "task_fact_rate_before": before["task_fact_rate"],
-    "task_fact_rate_after": after["task_fact_rate"],
-    "heldout_requests": before["n"],
-    "train_examples": len(train_examples),
-    "config": config.to_dict(),
-}, model=config.base_model)
+record = result.record(before, prompted, after, train_examples=len(train_examples), config=config)
+saved = results.save("04", "training", record, model=config.base_model)
 print("saved", saved)
 print("adapter:", result.adapter_dir, "\nmerged model:", result.merged_dir)
 

@@ -60,6 +60,25 @@ class TrainResult:
         out.update({f"eval_{k}": v for k, v in self.eval.items()})
         return out
 
+    def record(self, before: dict[str, Any], prompted: dict[str, Any], after: dict[str, Any], *,
+               train_examples: int, config: Any) -> dict[str, Any]:
+        """What lesson 04 (and the express notebook) saves as ``04/training``: :meth:`summary` plus the marker,
+        fluency and task-fact rates of the three :func:`personalab.finetune.persona_eval` readings (the base without
+        and with the prompt, the fine-tuned model without it), and the run's size and settings."""
+        return {
+            **self.summary(),
+            "marker_rate_before": before["rate"],
+            "marker_rate_prompted": prompted["rate"],
+            "marker_rate_after": after["rate"],
+            "fluent_rate_before": before["fluent_rate"],
+            "fluent_rate_after": after["fluent_rate"],
+            "task_fact_rate_before": before["task_fact_rate"],
+            "task_fact_rate_after": after["task_fact_rate"],
+            "heldout_requests": before["n"],
+            "train_examples": train_examples,
+            "config": config.to_dict(),
+        }
+
     def __str__(self) -> str:
         m = self.metrics
         return (f"{self.backend} on {m.get('device')}: {self.steps} steps in {m.get('train_s', 0):.1f} s "
