@@ -179,25 +179,25 @@ class LocalServer:
         if self.running:
             return self
         self._check_model()
-        if self.port is not None:
-            if port_in_use(self.port):
-                raise ServerError(
-                    f"port {self.port} on {HOST} is already taken. Pick another with --port, "
-                    f"or stop the process using it (`lsof -i :{self.port}`)."
-                )
-            self._launch()
-            self._wait_healthy()
-            return self
-        for attempt in range(1, PORT_TRIES + 1):
-            self.port = free_port()
+        chosen = self.port is not None  # a port the caller chose is never replaced
+        if chosen and port_in_use(self.port):
+            raise ServerError(
+                f"port {self.port} on {HOST} is already taken. Pick another with --port, "
+                f"or stop the process using it (`lsof -i :{self.port}`)."
+            )
+        tries = 1 if chosen else PORT_TRIES
+        for attempt in range(1, tries + 1):
+            if not chosen:
+                self.port = free_port()
             self._launch()
             try:
                 self._wait_healthy()
-                return self
             except ServerError as err:
-                if attempt == PORT_TRIES or not _port_taken(str(err)):
-                    raise
-        return self  # unreachable: the last try returns or raises
+                if attempt < tries and _port_taken(str(err)):
+                    continue
+                raise
+            break
+        return self
 
     def _launch(self) -> None:
         cmd = [

@@ -158,8 +158,8 @@ def test_a_port_taken_while_the_server_starts_is_replaced(local_server, monkeypa
     from personalab import server as server_mod
 
     taken, port = _zmq_like_listener()
-    picks = iter([port])
-    monkeypatch.setattr(server_mod, "free_port", lambda host=server_mod.HOST: next(picks, None) or _free())
+    picks, real_free_port = iter([port]), server_mod.free_port
+    monkeypatch.setattr(server_mod, "free_port", lambda host=server_mod.HOST: next(picks, None) or real_free_port(host))
     try:
         server = LocalServer(local_server.model_dir).start()
         try:
@@ -170,12 +170,6 @@ def test_a_port_taken_while_the_server_starts_is_replaced(local_server, monkeypa
             server.stop()
     finally:
         taken.close()
-
-
-def _free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_port_taken_is_read_from_the_servers_log():
