@@ -3,7 +3,7 @@
 
     python3 dev.py course   # set up .venv, then run every lesson headless into build/
     python3 dev.py test     # set up .venv, then run the whole test suite (what CI runs)
-    python3 dev.py colab-sim  # simulate Colab's GPU runtime: setup cell, lesson 00, the express notebook (CI runs it)
+    python3 dev.py colab-sim  # simulate Colab's GPU runtime: setup cell, lessons 00-06, the express notebook (CI)
     python3 dev.py lock     # maintainers: re-resolve constraints.txt from pyproject.toml (needs the network)
 
 The set-up never runs a dependency resolver: constraints.txt is a complete lock (every package and

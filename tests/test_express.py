@@ -1,5 +1,5 @@
 """The express notebook: generated from its source, the course's header, one section per lesson in order, and
-the Colab simulation runs it instead of lessons 01-03; run-course and the nbval suite leave it out."""
+the Colab simulation runs it, then lessons 01-06; run-course and the nbval suite leave it out."""
 
 from __future__ import annotations
 
@@ -82,3 +82,17 @@ def test_colab_simulation_runs_the_express_notebook_and_builds_the_cost_explorer
                                     {"output_type": "execute_result", "data": {"text/plain": "wrote report.html"}}]
     (tmp_path / "run.ipynb").write_text(json.dumps(check), encoding="utf-8")
     assert colab_sim.notebook_text(tmp_path / "run.ipynb") == "trainer: unsloth\nwrote report.html"
+
+
+def test_colab_simulation_runs_every_lesson_in_order_after_the_express_notebook(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "tools"))
+    sys.modules.pop("colab_sim", None)
+    import colab_sim
+
+    lessons = sorted(p.relative_to(REPO_ROOT).as_posix() for p in LESSONS_DIR.glob("*.ipynb"))
+    assert lessons[0].startswith("lessons/00_"), "lesson 00 runs first, on its own: its setup cell installs"
+    assert colab_sim.LESSONS == lessons[1:]
+    order = colab_sim.NOTEBOOKS
+    assert order[0] == colab_sim.EXPRESS, "the express notebook runs where nothing has been measured yet"
+    assert order[-len(lessons[1:]):] == lessons[1:], "then lessons 01-06, in order"
+    assert set(colab_sim.EXPECTED) <= set(order), "every notebook whose output is checked runs"

@@ -15,10 +15,12 @@
    the same session.
 3. Fails when a protected package changed, when ``pip check`` reports a conflict the simulated runtime did
    not have before, or when a rerun of the setup cell installs anything.
-4. Runs the express notebook (express/express.ipynb: every lesson's measurements in one runtime, lesson 04's
-   Unsloth training under Colab's transformers and peft, lessons 05-06's suites and the report) on the ``cpu``
-   profile and checks that it trained with Unsloth and wrote the report; builds lesson 02's cost explorer in a
-   two-cell notebook (the setup cell, then the explorer) to check it is an ipywidgets 7.7.1 widget there.
+4. Then, in the same runtime, on the ``cpu`` profile: the express notebook (express/express.ipynb: every lesson's
+   measurements, Unsloth's training, lessons 05-06's suites and the report), with nothing measured yet; lesson 02's
+   cost explorer in a two-cell notebook (the setup cell, then the explorer: it must be an ipywidgets 7.7.1 widget
+   there); then lessons 01-06 in order, each in a new kernel (lesson 04's Unsloth recipe, cell by cell, under Colab's
+   transformers, TRL and peft; 05 and 06 on the model it saved). Checks that the express notebook and lesson 04
+   trained with Unsloth and that the express notebook and lesson 06 wrote the report.
 
 Standard library only. Cache: $PERSONALAB_COLAB_SIM_CACHE (default ~/.cache/personalab-envs/colab-sim), one
 base environment (about 5 GB; older ones are removed). The setup cell's own downloads are not cached: the
@@ -54,10 +56,24 @@ CLONE_PATH = "/content/persona-lab"
 #: Colab has these too; the notebook driver needs them before the setup cell has run.
 BASE_EXTRAS = ("nbclient", "nbformat")
 EXPRESS = "express/express.ipynb"
+#: Lessons 01-06 in order, each in a new kernel, after the express notebook in the same home: a learner who keeps
+#: the course's work on Drive finds in each lesson what the ones before it saved.
+LESSONS = [f"lessons/{name}" for name in ("01_system_prompt_persona.ipynb", "02_context_window_economics.ipynb",
+                                          "03_persona_dataset.ipynb", "04_finetune_unsloth.ipynb",
+                                          "05_drift_and_injection.ipynb", "06_decision_framework.ipynb")]
 #: Written into the simulated checkout: the setup cell, then lesson 02's cost explorer (a widget needs a kernel).
 WIDGET_CHECK = "colab_sim_widgets.ipynb"
 WIDGET_CELL = "from personalab import costs, widgets\nwidgets.explorer(costs.load_prices(), persona_tokens=500)"
-NOTEBOOKS = [EXPRESS, WIDGET_CHECK]
+#: After lesson 00 has installed the course. Run one after the other: two runtimes side by side on 2 cores took
+#: longer (1,026 s against 990 s), as both train and generate with every core, and the lessons then miss the replies
+#: the express notebook cached.
+NOTEBOOKS = [EXPRESS, WIDGET_CHECK, *LESSONS]
+#: What an executed notebook's output must contain, and what it means when it does not.
+EXPECTED = {
+    EXPRESS: (("trainer: unsloth", "it did not train with Unsloth"), ("report.html", "it wrote no report")),
+    "lessons/04_finetune_unsloth.ipynb": (("trainer: unsloth", "it did not train with Unsloth"),),
+    "lessons/06_decision_framework.ipynb": (("report.html", "it wrote no report"),),
+}
 #: A stand-in for Colab's google.colab package (a real package on disk, like Colab's; no secrets).
 FAKE_COLAB = {
     "google/colab/__init__.py": '"""Stand-in for Colab\'s google.colab (Persona Lab\'s Colab simulation)."""\n',
@@ -217,14 +233,22 @@ def notebook_text(path: Path) -> str:
 
 
 def drive(py: Path, env: dict, repo: Path, out: Path, notebooks: list[str]) -> list[dict]:
+    """Run the notebooks in order, one new kernel each, printing each one's time as it finishes."""
     driver = out / "driver.py"
     driver.write_text(DRIVER)
-    done = run([py, driver, repo, out, CLONE_PATH, *notebooks], env=env, cwd=repo, capture_output=True, text=True,
-               check=False)  # fmt: skip
-    print(done.stdout.split("RESULTS ")[0], end="")
-    if "RESULTS " not in done.stdout:
-        raise SimFailure(f"the notebook driver crashed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.split("RESULTS ", 1)[1])
+    log = out / "driver.stderr.txt"  # a file, not a pipe: kernels write a lot there, and a full pipe would block
+    found = []
+    with log.open("a") as err, subprocess.Popen([str(c) for c in (py, driver, repo, out, CLONE_PATH, *notebooks)],
+                                                env=env, cwd=repo, stdout=subprocess.PIPE, stderr=err,
+                                                text=True) as proc:  # fmt: skip
+        for line in proc.stdout:
+            if line.startswith("RESULTS "):
+                found.append(json.loads(line.removeprefix("RESULTS ")))
+            else:
+                print(line, end="", flush=True)
+    if not found:
+        raise SimFailure(f"the notebook driver crashed:\n{log.read_text(errors='replace')[-4000:]}")
+    return found[-1]
 
 
 def simulate(uv: str, python: str, keep: bool) -> dict:
@@ -297,7 +321,7 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     if problems:
         raise SimFailure("\n".join(problems))
 
-    print("the express notebook and the cost explorer (cpu profile):", flush=True)
+    print("the express notebook, lessons 01-06 and the cost explorer (cpu profile):", flush=True)
     results = drive(py, env, repo, out, NOTEBOOKS)
     summary["notebooks"] = {r["notebook"]: r["seconds"] for r in [first, *results]}
     rerun = re.compile(r"nothing to install .*, ([\d.]+) s")
@@ -309,13 +333,12 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
         if not r["setup_output"].startswith("Colab setup: nothing to install"):
             problems.append(f"{r['notebook']}: the rerun of the setup cell was not a no-op: {r['setup_output']!r}")
     widgets_version = installed_versions(py).get("ipywidgets")
-    executed = out / EXPRESS.replace("/", "__")
-    if executed.exists() and not next(r for r in results if r["notebook"] == EXPRESS)["error"]:
-        text = notebook_text(executed)
-        for expected, what in (("trainer: unsloth", "it did not train with Unsloth"),
-                               ("report.html", "it wrote no report")):
-            if expected not in text:
-                problems.append(f"{EXPRESS}: {what} ({expected!r} not in its output)")
+    for r in results:
+        executed = out / r["notebook"].replace("/", "__")
+        if r["notebook"] in EXPECTED and executed.exists() and not r["error"]:
+            text = notebook_text(executed)
+            problems += [f"{r['notebook']}: {what} ({expected!r} not in its output)"
+                         for expected, what in EXPECTED[r["notebook"]] if expected not in text]
     cost_explorer = next(r for r in results if r["notebook"] == WIDGET_CHECK)
     if widgets_version != "7.7.1" or not cost_explorer["widget_views"]:
         problems.append(f"lesson 02's cost explorer: ipywidgets {widgets_version}, "
