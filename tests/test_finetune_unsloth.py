@@ -144,7 +144,6 @@ def test_peft_baseline_still_trains_after_unsloth_and_agrees(run, data, base, tm
     assert peft.losses == pytest.approx(run.losses, abs=0.05)
 
 
-
 def test_a_lesson_opened_alone_fine_tunes_first_and_the_next_one_finds_the_model(tmp_path, monkeypatch, base, capsys):
     """Lesson 05 or 06 opened from its own badge: a runtime with no results and no dataset. The fallback writes lesson
     03's dataset, fine-tunes with lesson 04's settings (here 2 steps on the embedded model), saves ``04/training``;

@@ -56,11 +56,10 @@ CLONE_PATH = "/content/persona-lab"
 #: Colab has these too; the notebook driver needs them before the setup cell has run.
 BASE_EXTRAS = ("nbclient", "nbformat")
 EXPRESS = "express/express.ipynb"
-#: Lessons 01-06 in order, each in a new kernel, after the express notebook in the same home: a learner who keeps
+#: The lessons, chosen as ``personalab run-course`` chooses them. Lesson 00 runs first, alone (its setup cell installs);
+#: lessons 01-06 run in order, each in a new kernel, after the express notebook in the same home: a learner who keeps
 #: the course's work on Drive finds in each lesson what the ones before it saved.
-LESSONS = [f"lessons/{name}" for name in ("01_system_prompt_persona.ipynb", "02_context_window_economics.ipynb",
-                                          "03_persona_dataset.ipynb", "04_finetune_unsloth.ipynb",
-                                          "05_drift_and_injection.ipynb", "06_decision_framework.ipynb")]
+LESSON_00, *LESSONS = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))]
 #: Written into the simulated checkout: the setup cell, then lesson 02's cost explorer (a widget needs a kernel).
 WIDGET_CHECK = "colab_sim_widgets.ipynb"
 WIDGET_CELL = "from personalab import costs, widgets\nwidgets.explorer(costs.load_prices(), persona_tokens=500)"
@@ -69,10 +68,12 @@ WIDGET_CELL = "from personalab import costs, widgets\nwidgets.explorer(costs.loa
 #: the express notebook cached.
 NOTEBOOKS = [EXPRESS, WIDGET_CHECK, *LESSONS]
 #: What an executed notebook's output must contain, and what it means when it does not.
+TRAINED = ("trainer: unsloth", "it did not train with Unsloth")
+REPORTED = ("report.html", "it wrote no report")
 EXPECTED = {
-    EXPRESS: (("trainer: unsloth", "it did not train with Unsloth"), ("report.html", "it wrote no report")),
-    "lessons/04_finetune_unsloth.ipynb": (("trainer: unsloth", "it did not train with Unsloth"),),
-    "lessons/06_decision_framework.ipynb": (("report.html", "it wrote no report"),),
+    EXPRESS: (TRAINED, REPORTED),
+    "lessons/04_finetune_unsloth.ipynb": (TRAINED,),
+    "lessons/06_decision_framework.ipynb": (REPORTED,),
 }
 #: A stand-in for Colab's google.colab package (a real package on disk, like Colab's; no secrets).
 FAKE_COLAB = {
@@ -296,7 +297,7 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     site_before = du(env_dir)
 
     print("lesson 00 in a Colab-like kernel (its setup cell runs the Colab install):", flush=True)
-    first = drive(py, env, repo, out, ["lessons/00_setup.ipynb"])[0]
+    first = drive(py, env, repo, out, [LESSON_00])[0]
     print("  setup cell said: " + first["setup_output"].strip().replace("\n", "\n    "))
     after = installed_versions(py)
     problems = []
