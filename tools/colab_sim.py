@@ -108,12 +108,13 @@ for rel in sys.argv[4:]:
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc)[-3000:]}"
     seconds = time.perf_counter() - t0
-    nbformat.write(nb, f"{out_dir}/{rel.replace('/', '__')}")
+    executed = f"{out_dir}/{rel.replace('/', '__')}"
+    nbformat.write(nb, executed)
     setup_out = "".join(o.get("text", "") for o in nb.cells[1].get("outputs", []) if o.get("output_type") == "stream")
     widgets = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json"
                in o.get("data", {})]
-    results.append({"notebook": rel, "seconds": round(seconds, 1), "error": error, "setup_output": setup_out,
-                    "widget_views": len(widgets)})
+    results.append({"notebook": rel, "executed": executed, "seconds": round(seconds, 1), "error": error,
+                    "setup_output": setup_out, "widget_views": len(widgets)})
     print(f"  {rel}: {seconds:.1f} s" + (f"  FAILED {error[:400]}" if error else ""), flush=True)
 print("RESULTS " + json.dumps(results))
 '''
@@ -238,18 +239,18 @@ def drive(py: Path, env: dict, repo: Path, out: Path, notebooks: list[str]) -> l
     driver = out / "driver.py"
     driver.write_text(DRIVER)
     log = out / "driver.stderr.txt"  # a file, not a pipe: kernels write a lot there, and a full pipe would block
-    found = []
+    found = None
     with log.open("a") as err, subprocess.Popen([str(c) for c in (py, driver, repo, out, CLONE_PATH, *notebooks)],
                                                 env=env, cwd=repo, stdout=subprocess.PIPE, stderr=err,
                                                 text=True) as proc:  # fmt: skip
         for line in proc.stdout:
             if line.startswith("RESULTS "):
-                found.append(json.loads(line.removeprefix("RESULTS ")))
+                found = json.loads(line.removeprefix("RESULTS "))
             else:
                 print(line, end="", flush=True)
-    if not found:
+    if found is None:
         raise SimFailure(f"the notebook driver crashed:\n{log.read_text(errors='replace')[-4000:]}")
-    return found[-1]
+    return found
 
 
 def simulate(uv: str, python: str, keep: bool) -> dict:
@@ -331,15 +332,13 @@ def simulate(uv: str, python: str, keep: bool) -> dict:
     for r in results:
         if r["error"]:
             problems.append(f"{r['notebook']} failed: {r['error']}")
+        elif r["notebook"] in EXPECTED:
+            text = notebook_text(Path(r["executed"]))
+            problems += [f"{r['notebook']}: {what} ({expected!r} not in its output)"
+                         for expected, what in EXPECTED[r["notebook"]] if expected not in text]
         if not r["setup_output"].startswith("Colab setup: nothing to install"):
             problems.append(f"{r['notebook']}: the rerun of the setup cell was not a no-op: {r['setup_output']!r}")
     widgets_version = installed_versions(py).get("ipywidgets")
-    for r in results:
-        executed = out / r["notebook"].replace("/", "__")
-        if r["notebook"] in EXPECTED and executed.exists() and not r["error"]:
-            text = notebook_text(executed)
-            problems += [f"{r['notebook']}: {what} ({expected!r} not in its output)"
-                         for expected, what in EXPECTED[r["notebook"]] if expected not in text]
     cost_explorer = next(r for r in results if r["notebook"] == WIDGET_CHECK)
     if widgets_version != "7.7.1" or not cost_explorer["widget_views"]:
         problems.append(f"lesson 02's cost explorer: ipywidgets {widgets_version}, "
